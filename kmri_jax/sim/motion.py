@@ -1,0 +1,46 @@
+"""Rigid breathing motion along the readout, as a per-line phase ramp in k-space."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from kmri_jax.sim.kspace import _complex_dtype
+
+
+def readout_frequencies(nx: int, dtype=jnp.float32) -> jax.Array:
+    """Centred readout frequencies ``u = fftshift(fftfreq(nx))`` in cycles/pixel, ``[nx]``."""
+    return jnp.fft.fftshift(jnp.fft.fftfreq(nx)).astype(dtype)
+
+
+def apply_motion(kspace: jax.Array, displacement: jax.Array) -> jax.Array:
+    """Shift each phase-encode line by its own displacement along the readout.
+
+    ``K_m[ky, kx] = K[ky, kx] * exp(-2*pi*i * d[ky] * u[kx])``, ``u = fftshift(fftfreq(nx))``.
+    A constant integer ``d`` moves the reconstructed image by ``d`` pixels along the columns
+    (``np.roll(image, d, axis=-1)``).
+
+    Args:
+      kspace: ``[..., ny, nx]`` complex64 centred k-space (complex128 stays complex128).
+      displacement: ``[..., ny]`` real, pixels per line (broadcast against ``kspace``).
+
+    Returns:
+      ``[..., ny, nx]`` k-space of the precision of ``kspace``.
+    """
+    kspace = jnp.asarray(kspace)
+    if kspace.ndim < 2:
+        raise ValueError(f"kspace must be [..., ny, nx]; got shape {tuple(kspace.shape)}.")
+    displacement = jnp.asarray(displacement)
+    if displacement.ndim < 1 or displacement.shape[-1] != kspace.shape[-2]:
+        raise ValueError(
+            f"displacement must be [..., ny] with ny = {kspace.shape[-2]} (one value per "
+            f"phase-encode line); got shape {tuple(displacement.shape)}."
+        )
+    cdtype = _complex_dtype(kspace.dtype)
+    rdtype = jnp.finfo(cdtype).dtype
+    u = readout_frequencies(kspace.shape[-1], rdtype)
+    phase = (-2.0 * math.pi) * displacement.astype(rdtype)[..., :, None] * u
+    ramp = jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
+    return kspace.astype(cdtype) * ramp

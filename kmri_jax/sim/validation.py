@@ -1,0 +1,157 @@
+"""Checks at the Python boundary, with one clear message per mistake.
+
+Shape checks always run (shapes are static, also under ``jit``/``vmap``). Value checks
+(finiteness, ranges) run only on concrete arrays and Python numbers; on tracers they are
+skipped silently, so the same functions stay usable inside ``jit``, ``vmap`` and ``grad``.
+Call :func:`check_inputs` once on the host before handing a batch to a compiled function.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds a value now (numpy/Python data or a non-traced jax.Array)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _values(x: Any) -> np.ndarray | None:
+    """Concrete values of ``x`` as a numpy array, or None for a tracer."""
+    if not is_concrete(x):
+        return None
+    return np.asarray(x)
+
+
+def check_image(image: Any, *, batched: bool = False, name: str = "image") -> None:
+    """Raise ``ValueError`` unless ``image`` is ``[ny, nx]`` (``[B, ny, nx]`` when ``batched``),
+    real, and (when concrete) finite."""
+    shape = tuple(np.shape(image))
+    want = 3 if batched else 2
+    layout = "[B, ny, nx]" if batched else "[ny, nx]"
+    if len(shape) != want:
+        raise ValueError(
+            f"{name} must be a real {want}-D array {layout}; got shape {shape}. "
+            + ("Stack slices along a leading batch axis." if batched else
+               "Pass one 2-D slice, or use jax.vmap over a batch.")
+        )
+    if min(shape) < 1:
+        raise ValueError(f"{name} must not be empty; got shape {shape}.")
+    dtype = np.dtype(image.dtype) if hasattr(image, "dtype") else np.asarray(image).dtype
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real (magnitude image); got dtype {dtype}.")
+    values = _values(image)
+    if values is not None and not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); clean the data "
+            "(e.g. np.nan_to_num) before simulating."
+        )
+
+
+def check_acceleration(acceleration: Any) -> None:
+    """Raise ``ValueError`` unless (when concrete) every acceleration is finite and >= 1."""
+    values = _values(acceleration)
+    if values is not None and not np.all(np.isfinite(values) & (values >= 1)):
+        raise ValueError(
+            f"acceleration must be finite and >= 1 (1 = fully sampled); got {values!r}."
+        )
+
+
+def check_snr(snr_db: Any) -> None:
+    """Raise ``ValueError`` unless (when concrete) every SNR in dB is finite."""
+    values = _values(snr_db)
+    if values is not None and not np.all(np.isfinite(values)):
+        raise ValueError(f"snr_db must be finite (in dB); got {values!r}.")
+
+
+def check_params(params: Any) -> None:
+    """Raise ``ValueError`` for impossible :class:`~kmri_jax.sim.CorruptionParams` values.
+
+    Checks (concrete leaves only): amplitude finite; rate finite and > 0; acceleration
+    finite and >= 1; SNR finite; TR finite and > 0; TE finite and >= 0; all leaves scalars or
+    1-D with one common length.
+    """
+    names = ("amplitude_px", "rate_bpm", "acceleration", "snr_db", "tr", "te")
+    lengths = set()
+    for field in names:
+        leaf = getattr(params, field)
+        ndim = np.ndim(leaf)
+        if ndim > 1:
+            raise ValueError(
+                f"CorruptionParams.{field} must be a scalar or a [B] array; "
+                f"got shape {tuple(np.shape(leaf))}."
+            )
+        if ndim == 1:
+            lengths.add(np.shape(leaf)[0])
+    if len(lengths) > 1:
+        raise ValueError(
+            f"CorruptionParams leaves have different batch lengths {sorted(lengths)}."
+        )
+    check_acceleration(params.acceleration)
+    check_snr(params.snr_db)
+    rules = {
+        "amplitude_px": (lambda v: np.isfinite(v), "finite"),
+        "rate_bpm": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0"),
+        "tr": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0 (seconds)"),
+        "te": (lambda v: np.isfinite(v) & (v >= 0), "finite and >= 0 (seconds)"),
+    }
+    for field, (ok, what) in rules.items():
+        values = _values(getattr(params, field))
+        if values is not None and not np.all(ok(values)):
+            raise ValueError(f"CorruptionParams.{field} must be {what}; got {values!r}.")
+
+
+def check_cycle_budget(
+    times: Any, rate_bpm: Any, max_cycles: int, smoothing_s: float = 0.5
+) -> None:
+    """Raise ``ValueError`` when (concrete) sample times at ``rate_bpm`` span more breaths than
+    the breathmetrics cycle budget covers (``0.9 * max_cycles``).
+
+    ``times`` and ``rate_bpm`` broadcast elementwise (e.g. ``[B]`` last-line times and rates).
+    """
+    t, rate = _values(times), _values(rate_bpm)
+    if t is None or rate is None:
+        return
+    t = np.asarray(t, np.float64) + 0.5 * smoothing_s
+    breaths = float(np.max(t * np.asarray(rate, np.float64) / 60.0))
+    if breaths > 0.9 * max_cycles:
+        raise ValueError(
+            f"breathing trace spans ~{breaths:.0f} breaths (line times x rate_bpm), more than "
+            f"the cycle budget covers (0.9 * max_cycles = {0.9 * max_cycles:.0f}); pass a "
+            "larger max_cycles."
+        )
+
+
+def check_inputs(image: Any, params: Any, *, max_cycles: int = 1024) -> None:
+    """Host-side check of one slice ``[ny, nx]`` or a batch ``[B, ny, nx]`` and its params.
+
+    For a batch, every params leaf must be a scalar or have length ``B``. Also checks the
+    breathmetrics cycle budget for the last line's time of each sample. Raises ``ValueError``
+    naming the offending input; returns None when all is well.
+    """
+    ndim = np.ndim(image)
+    check_image(image, batched=ndim == 3)
+    check_params(params)
+    if ndim == 3:
+        batch = np.shape(image)[0]
+        for field, leaf in zip(params._fields, params):
+            if np.ndim(leaf) == 1 and np.shape(leaf)[0] != batch:
+                raise ValueError(
+                    f"CorruptionParams.{field} has length {np.shape(leaf)[0]} but the image "
+                    f"batch has {batch} slices."
+                )
+    else:
+        for field, leaf in zip(params._fields, params):
+            if np.ndim(leaf) != 0:
+                raise ValueError(
+                    f"CorruptionParams.{field} must be a scalar for a single [ny, nx] image; "
+                    f"got shape {tuple(np.shape(leaf))} (use jax.vmap for a batch)."
+                )
+    tr, te = _values(params.tr), _values(params.te)
+    if tr is not None and te is not None:
+        last_line = (np.shape(image)[-2] - 1) * np.asarray(tr, np.float64) + te
+        check_cycle_budget(last_line, params.rate_bpm, max_cycles)
