@@ -1,0 +1,181 @@
+"""U-Net: parameter count, shapes, and agreement with a PyTorch reference of the seed's model."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from kmri_jax.models import UNet, count_params
+from kmri_jax.models.torch_weights import default_key_map, torch_to_nnx_state
+
+
+def test_parameter_count_matches_seed() -> None:
+    model = nnx.eval_shape(lambda: UNet(rngs=nnx.Rngs(0)))
+    assert count_params(model) == 1_926_754
+
+
+def test_parameter_count_formula_small_base() -> None:
+    """Independent count: per block 9*cin*cout + 9*cout^2 + 4*cout, up 4*cin*cout + cout."""
+
+    def block(cin: int, cout: int) -> int:
+        return 9 * cin * cout + 9 * cout * cout + 4 * cout
+
+    c = 4
+    expected = (
+        block(2, c) + block(c, 2 * c) + block(2 * c, 4 * c) + block(4 * c, 8 * c)
+        + (4 * 8 * c * 4 * c + 4 * c) + block(8 * c, 4 * c)
+        + (4 * 4 * c * 2 * c + 2 * c) + block(4 * c, 2 * c)
+        + (4 * 2 * c * c + c) + block(2 * c, c)
+        + (c * 2 + 2)
+    )
+    model = nnx.eval_shape(lambda: UNet(rngs=nnx.Rngs(0), base_channels=c))
+    assert count_params(model) == expected
+
+
+@pytest.mark.parametrize("shape", [(13, 21), (16, 8), (5, 3)])
+def test_output_shape_equals_input_shape(shape: tuple[int, int]) -> None:
+    model = UNet(rngs=nnx.Rngs(0), base_channels=2)
+    x = jnp.ones((2, 2, *shape), jnp.float32)
+    out = jax.eval_shape(lambda m, x: m(x), model, x)
+    assert out.shape == x.shape and out.dtype == jnp.float32
+
+
+def test_wrong_input_shape_is_a_clear_error() -> None:
+    model = UNet(rngs=nnx.Rngs(0), base_channels=2)
+    with pytest.raises(ValueError, match=r"\[B, 2, H, W\]"):
+        model(jnp.ones((1, 8, 8, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch reference: the seed's UNet2D written out independently.
+
+
+def _torch_unet(base: int):  # noqa: ANN202 - torch types only exist when torch is installed
+    import torch
+    from torch import nn
+
+    class DoubleConv(nn.Module):
+        def __init__(self, cin: int, cout: int) -> None:
+            super().__init__()
+            self.block = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.block(x)
+
+    class UNet2D(nn.Module):
+        def __init__(self, c: int) -> None:
+            super().__init__()
+            self.enc1 = DoubleConv(2, c)
+            self.enc2 = DoubleConv(c, 2 * c)
+            self.enc3 = DoubleConv(2 * c, 4 * c)
+            self.bottleneck = DoubleConv(4 * c, 8 * c)
+            self.pool = nn.MaxPool2d(2)
+            self.up3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, stride=2)
+            self.dec3 = DoubleConv(8 * c, 4 * c)
+            self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
+            self.dec2 = DoubleConv(4 * c, 2 * c)
+            self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
+            self.dec1 = DoubleConv(2 * c, c)
+            self.out_conv = nn.Conv2d(c, 2, 1)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            h, w = x.shape[-2:]
+            x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8))
+            s1 = self.enc1(x)
+            s2 = self.enc2(self.pool(s1))
+            s3 = self.enc3(self.pool(s2))
+            y = self.bottleneck(self.pool(s3))
+            y = self.dec3(torch.cat([self.up3(y), s3], dim=1))
+            y = self.dec2(torch.cat([self.up2(y), s2], dim=1))
+            y = self.dec1(torch.cat([self.up1(y), s1], dim=1))
+            return self.out_conv(y)[..., :h, :w]
+
+    return UNet2D(base)
+
+
+@pytest.fixture(scope="module")
+def torch_and_model():  # noqa: ANN201
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    base = 4
+    ref = _torch_unet(base)
+    assert sum(p.numel() for p in ref.parameters()) == count_params(
+        nnx.eval_shape(lambda: UNet(rngs=nnx.Rngs(0), base_channels=base))
+    )
+    # Non-trivial BatchNorm statistics and affine parameters.
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    state_dict = {k: v.detach().numpy().copy() for k, v in ref.state_dict().items()}
+    model = UNet(rngs=nnx.Rngs(1), base_channels=base)
+    nnx.update(model, torch_to_nnx_state(state_dict, model))
+    return torch, ref, model
+
+
+@pytest.mark.parametrize("resample", ["einsum", "lax"])
+def test_matches_pytorch_reference_eval(torch_and_model, resample: str) -> None:  # noqa: ANN001
+    torch, ref, model = torch_and_model
+    if resample == "lax":  # same parameters, other implementation of pooling / up-sampling
+        other = UNet(rngs=nnx.Rngs(2), base_channels=4, resample="lax")
+        nnx.update(other, nnx.state(model))
+        model = other
+    x = np.random.default_rng(0).normal(size=(2, 2, 12, 19)).astype(np.float32)
+    ref.eval()
+    model.eval()
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(jnp.asarray(x)))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_matches_pytorch_reference_train_mode(torch_and_model) -> None:  # noqa: ANN001
+    """Training-mode outputs (batch statistics) agree, and running means update alike."""
+    torch, ref, model = torch_and_model
+    import copy
+
+    ref = copy.deepcopy(ref)
+    model = nnx.clone(model)
+    x = np.random.default_rng(1).normal(size=(2, 2, 16, 16)).astype(np.float32)
+    ref.train()
+    model.train()
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(jnp.asarray(x)))
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(model.enc1.bn1.mean[...]), ref.enc1.block[1].running_mean.numpy(), atol=1e-5
+    )
+    # torch updates running_var with the unbiased variance (n / (n - 1)); flax with the biased.
+    n = 2 * 16 * 16
+    var_ref, var_ours = ref.enc1.block[1].running_var.numpy(), np.asarray(model.enc1.bn1.var[...])
+    prev = torch_and_model[1].enc1.block[1].running_var.numpy()
+    np.testing.assert_allclose((var_ours - 0.9 * prev) * n / (n - 1), var_ref - 0.9 * prev, atol=1e-5)
+
+
+def test_torch_weights_errors_name_the_problem(torch_and_model) -> None:  # noqa: ANN001
+    _, ref, model = torch_and_model
+    state_dict = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    del state_dict["up2.bias"]
+    with pytest.raises(KeyError, match="up2.bias"):
+        torch_to_nnx_state(state_dict, model)
+    wide = nnx.eval_shape(lambda: UNet(rngs=nnx.Rngs(0), base_channels=8))
+    full = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+    with pytest.raises(ValueError, match="base_channels"):
+        torch_to_nnx_state(full, wide)
+    assert len(default_key_map()) == 78
