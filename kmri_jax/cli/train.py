@@ -232,6 +232,7 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # Orbax and others log through absl at INFO on every save; keep the terminal readable.
     logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
 
 
 def _is_user_error(e: BaseException) -> bool:

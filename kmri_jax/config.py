@@ -1,0 +1,83 @@
+"""Every experiment setting, with its default: ``base_config() -> ml_collections.ConfigDict``.
+
+Experiment files in ``experiments/`` start from this and change what they need. The dict is
+locked, so a mistyped key (in a file or a ``--config.key=value`` override) is an error.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+class ConfigValueError(ValueError):
+    """A config value that cannot work; the message names the key and a valid value."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The defaults: the seed's data, model and optimizer, fresh on-device corruption."""
+    c = ml_collections.ConfigDict()
+    c.seed = 42  # Model initialisation and the training key stream.
+
+    c.data = ml_collections.ConfigDict()
+    c.data.root = ""  # BIDS or NIfTI folder; "" = the built-in phantom dataset.
+    c.data.store = ""  # Prepared slice store; "" = <workdir>/store.
+    c.data.splits_file = ""  # JSON {"train": [...], "val": [...], "test": [...]}; "" = make one.
+    c.data.split_seed = 42
+    c.data.pattern = ""  # Glob for volumes under root; "" = BIDS sub-*/anat/*_T2w.nii*.
+    c.data.strict = True  # False: skip (and count) unreadable volumes instead of stopping.
+    c.data.phantom_subjects = 10  # Built-in data: number of phantom subjects...
+    c.data.phantom_slices = 24  # ...and sagittal slices per phantom volume.
+    c.data.worker_count = 0  # Grain worker processes (0: read in the main process).
+    c.data.prefetch = 2  # Batches read ahead.
+    c.data.ny = 424  # Slice size after crop/zero-pad (rows = phase encode).
+    c.data.nx = 736
+    c.data.axis = 0  # Array axis the volume is sliced along (0: sagittal in RAS).
+    c.data.reorient = False  # Turn volumes to the closest RAS orientation first.
+    c.data.clip_percentile = 99.5
+    c.data.low_percentile = 2.0
+    c.data.high_percentile = 99.0
+    c.data.blank_rows = 0  # Zero this many rows at the top and bottom (seed's annotations: 12).
+    c.data.slices = "all"  # "all", "central" (central_fraction) or "content" (threshold).
+    c.data.central_fraction = 0.5
+    c.data.content_threshold = 0.05
+
+    c.corruption = ml_collections.ConfigDict()
+    c.corruption.mode = "fresh"  # "fresh": new every step; "fixed": seed's per-(slice, combo).
+    c.corruption.combinations_per_slice = 0  # "fixed" training: grid combinations per slice.
+    c.corruption.distribution = "grid"  # "fresh": seed grid values, or "uniform" ranges.
+    c.corruption.method = "breathmetrics"  # Breathing trace: "breathmetrics" or "sinusoidal".
+    c.corruption.center_fraction = 0.08
+
+    c.model = ml_collections.ConfigDict()
+    c.model.base_channels = 32
+    c.model.residual = True  # Predict a correction added to the input (False: the seed).
+    c.model.compute_dtype = "float32"  # "bfloat16": mixed precision, float32 parameters.
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32  # Global: split over all devices and hosts.
+    c.train.num_epochs = 20
+    c.train.max_steps = 0  # > 0: stop after this many steps (smoke tests).
+    c.train.learning_rate = 1e-3
+    c.train.end_learning_rate = 1e-6
+    c.train.lr_per_epoch = False  # True: the seed's CosineAnnealingLR, stepped per epoch.
+    c.train.loss = "seed_masked_l1"  # seed_masked_l1 | kspace_l1 | image_l1 | hybrid
+    c.train.loss_weights = ml_collections.ConfigDict({"kspace_l1": 1.0, "image_l1": 0.0})
+    c.train.log_every_steps = 50
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every_epochs = 1
+    c.eval.batch_size = 32
+    c.eval.split = "val"
+    c.eval.combinations = "all"  # Per slice: "all" 81, "orthogonal" (balanced 9), or "0,40,80".
+    c.eval.seed = 0  # Fixed evaluation corruption: the same inputs for every run and epoch.
+    c.eval.num_images = 4  # Samples shown in TensorBoard at each evaluation.
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.max_to_keep = 3
+    c.checkpoint.every_steps = 0  # 0: at the end of each epoch (after evaluation) only.
+    c.checkpoint.best_metric = "val_SSIM"
+    c.checkpoint.best_mode = "max"
+    c.checkpoint.async_save = True
+
+    c.lock()
+    return c

@@ -1,0 +1,106 @@
+"""The training state: a pytree of arrays, and the static pieces that go with it.
+
+The loop uses Flax NNX in the functional style: the model is split once into a static
+``graphdef`` and array states (``params``, ``batch_stats``); the jitted step merges them,
+runs, and splits again. Only :class:`TrainState` crosses jit boundaries and checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from kmri_jax.models import UNet
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (a pytree; checkpointed whole).
+
+    step: int32 scalar, number of optimizer updates done.
+    params / batch_stats: the U-Net's ``nnx.Param`` and ``nnx.BatchStat`` states.
+    opt_state: the Optax state of ``params``.
+    rng: uint32 ``[2]`` raw root key of the run; the step key is ``fold_in(rng, step)``.
+    """
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+class ModelDefs(NamedTuple):
+    """Static description of the network: U-Net graph definitions in training and in
+    evaluation mode, and whether the network predicts a correction added to its input."""
+
+    train: Any
+    eval: Any
+    residual: bool = False
+
+
+def learning_rate_schedule(
+    *, learning_rate: float, end_learning_rate: float, total_steps: int, steps_per_epoch: int,
+    per_epoch: bool,
+) -> optax.Schedule:
+    """Cosine decay from ``learning_rate`` to ``end_learning_rate`` over the run.
+
+    ``per_epoch=True`` reproduces the seed's ``CosineAnnealingLR`` stepped once per epoch
+    (constant within an epoch); otherwise the decay is smooth over ``total_steps``.
+    """
+    alpha = end_learning_rate / learning_rate
+    if not per_epoch:
+        return optax.cosine_decay_schedule(learning_rate, max(total_steps, 1), alpha=alpha)
+    num_epochs = max(total_steps // max(steps_per_epoch, 1), 1)
+    by_epoch = optax.cosine_decay_schedule(learning_rate, num_epochs, alpha=alpha)
+    return lambda step: by_epoch(step // steps_per_epoch)
+
+
+def create_state(
+    seed: int, *, model_config: Any, tx: optax.GradientTransformation
+) -> tuple[TrainState, ModelDefs]:
+    """A fresh state: U-Net initialised from ``seed``, Optax state, root key.
+
+    With ``model_config.residual`` the output convolution's kernel starts at zero, so the
+    untrained network returns its input unchanged.
+
+    The model key and the run's root key are derived from ``seed`` independently.
+    """
+    model_key, run_key = jax.random.split(jax.random.key(seed))
+    model = UNet(
+        rngs=nnx.Rngs(params=model_key),
+        base_channels=model_config.base_channels,
+        dtype=jnp.dtype(model_config.compute_dtype),
+    )
+    if model_config.residual:
+        # Start as the identity: the output layer adds nothing until training says otherwise.
+        model.out_conv.kernel[...] = jnp.zeros_like(model.out_conv.kernel[...])
+    model.train()
+    train_def, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    eval_def = nnx.graphdef(nnx.view(model, use_running_average=True))
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=batch_stats,
+        opt_state=tx.init(params),
+        rng=jax.random.key_data(run_key),
+    )
+    return state, ModelDefs(train=train_def, eval=eval_def, residual=model_config.residual)
+
+
+def apply_model(
+    defs: ModelDefs, params: Any, batch_stats: Any, x: jax.Array, *, train: bool
+) -> tuple[jax.Array, Any]:
+    """Run the network: ``x [B, 2, H, W] -> (prediction [B, 2, H, W] float32, batch_stats)``.
+
+    ``train`` selects batch statistics (and returns updated running averages) or the running
+    averages. With ``defs.residual`` the prediction is ``x + UNet(x)``.
+    """
+    model = nnx.merge(defs.train if train else defs.eval, params, batch_stats, copy=True)
+    y = model(x).astype(jnp.float32)  # copy=True: fresh Variables in this trace
+    if defs.residual:
+        y = x.astype(jnp.float32) + y
+    return y, nnx.state(model, nnx.BatchStat)
