@@ -24,7 +24,7 @@ def grid_table(num_combinations: int = 81) -> dict[str, np.ndarray]:
     return {short: np.asarray(getattr(params, long)) for long, short in _PARAM_NAMES.items()}
 
 
-def _to_host(x: jax.Array) -> np.ndarray:
+def to_host(x: jax.Array) -> np.ndarray:
     """A (possibly multi-host sharded) array as one numpy array on every process."""
     if jax.process_count() > 1:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
@@ -41,7 +41,7 @@ def run_eval(
     parts: list[dict[str, np.ndarray]] = []
     for batch in batches:
         out = eval_step(state, shard_batch(batch, mesh))
-        parts.append({k: _to_host(v) for k, v in out.items()})
+        parts.append({k: to_host(v) for k, v in out.items()})
     if not parts:
         raise ValueError("the evaluation split yielded no batches: is it empty? check the split file")
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -84,7 +84,7 @@ def eval_combinations(spec: str) -> list[int]:
 
 def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.ndarray]:
     """Magnitude-image and log k-space grids (corrupted | corrected | ground truth)."""
-    host = {k: np.asarray(v[:n]) for k, v in out.items()}
+    host = {k: evaluation.to_host(v)[:n] for k, v in out.items()}
     order = ("input", "output", "target")
     mags = [np.asarray(magnitude_image(host[k])) for k in order]
     logk = [np.log1p(np.hypot(host[k][:, 0], host[k][:, 1]) * 1e3) for k in order]
