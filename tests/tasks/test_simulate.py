@@ -1,0 +1,107 @@
+"""kmri-simulate: outputs against numpy / the simulator called directly, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import nibabel as nib
+import numpy as np
+import pytest
+
+from kmri_jax import sim
+from kmri_jax.cli import simulate as cli
+
+from task_helpers import listing, write_nifti
+
+
+def _run(argv, capsys):
+    rc = cli.main([str(a) for a in argv])
+    return rc, capsys.readouterr()
+
+
+def test_single_volume_outputs(tmp_path, volume_file, capsys):
+    out = tmp_path / "out" / "corrupted.nii.gz"
+    preview = tmp_path / "out" / "preview.png"
+    rc, cap = _run(["--input", volume_file, "--output", out, "-A", 6, "-f", 14, "-R", 3,
+                    "--snr", 22, "--seed", 7, "--batch-size", 4, "--save-kspace", "--save-trace",
+                    "--preview", preview], capsys)
+    assert rc == 0, cap.err
+    src = nib.load(volume_file)
+    got = nib.load(out)
+    np.testing.assert_array_equal(got.affine, src.affine)
+    assert got.shape == src.shape
+    assert got.get_data_dtype() == src.get_data_dtype()  # int16 kept
+
+    z = np.load(tmp_path / "out" / "corrupted_kspace.npz")
+    assert z["kspace"].dtype == np.complex64 and z["clean"].dtype == np.complex64
+    assert z["kspace"].shape == (6, 32, 48) and z["mask"].shape == (6, 32)
+    clean_slices = src.get_fdata(dtype=np.float32)
+    # Clean k-space: numpy's fftshift(fft2(x)) of each sagittal slice.
+    np.testing.assert_allclose(z["clean"], np.fft.fftshift(np.fft.fft2(clean_slices),
+                                                           axes=(-2, -1)),
+                               rtol=1e-4, atol=1e-3 * np.abs(z["clean"]).max())
+    # Corrupted k-space: sim.corrupt with the documented per-slice key.
+    sidecar = json.loads(volume_file.with_name("sub-01_T2w.json").read_text())
+    params = sim.CorruptionParams(6.0, 14.0, 3.0, 22.0, tr=sidecar["RepetitionTime"],
+                                  te=sidecar["EchoTime"])
+    for s in (0, 5):
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(7), 0), s)
+        ref = sim.corrupt(key, clean_slices[s], params)
+        np.testing.assert_allclose(z["kspace"][s], np.asarray(ref.kspace), rtol=1e-4,
+                                   atol=1e-4 * np.abs(ref.clean).max())
+        np.testing.assert_array_equal(z["mask"][s], np.asarray(ref.mask))
+    # The NIfTI holds |ifft2(ifftshift(K_c))| (within int16 quantisation).
+    mag = np.abs(np.fft.ifft2(np.fft.ifftshift(z["kspace"], axes=(-2, -1))))
+    vol = got.get_fdata()
+    np.testing.assert_allclose(vol, mag, atol=2e-4 * mag.max() + 1e-6)
+    np.testing.assert_allclose(z["affine"], src.affine)
+    lines = (tmp_path / "out" / "corrupted_trace.csv").read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["slice", "line", "time_s"] and len(lines) == 1 + 6 * 32
+    assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and preview.stat().st_size > 10_000
+
+
+def test_grid_writes_81_volumes(tmp_path, volume_file, capsys):
+    out = tmp_path / "grid"
+    rc, cap = _run(["--input", volume_file, "--output", out, "--grid", "--method", "sinusoidal",
+                    "--dtype", "float32", "--seed", 1, "--tr", 0.8, "--te", 0.02], capsys)
+    assert rc == 0, cap.err
+    files = sorted(out.glob("*.nii.gz"))
+    assert len(files) == 81
+    name = "sub-01_T2w_c80_A8_f18_R6_SNR25.nii.gz"
+    got = nib.load(out / name)
+    assert got.get_data_dtype() == np.float32
+    # Combination 80 of slice 2: key fold_in(fold_in(fold_in(key(1), 0), 2), 80).
+    clean = nib.load(volume_file).get_fdata(dtype=np.float32)[2]
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(1), 0), 2), 80)
+    ref = sim.corrupt(key, clean, sim.CorruptionParams(8.0, 18.0, 6.0, 25.0, tr=0.8, te=0.02),
+                      method="sinusoidal")
+    mag = np.abs(np.fft.ifft2(np.fft.ifftshift(np.asarray(ref.kspace))))
+    np.testing.assert_allclose(got.get_fdata()[2], mag, atol=1e-4 * mag.max())
+
+
+@pytest.mark.parametrize("case", ["4d", "amplitude", "rate", "missing", "te", "suffix"])
+def test_bad_input_one_message_no_output(tmp_path, volume_file, case, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    argv = ["--input", volume_file, "--output", out_dir / "x.nii.gz", "--save-kspace",
+            "--preview", out_dir / "p.png"]
+    expect = {"4d": "4-D", "amplitude": "--amplitude", "rate": "--rate", "missing":
+              "does not exist", "te": "TE", "suffix": ".nii"}[case]
+    if case == "4d":
+        argv[1] = write_nifti(tmp_path / "v4.nii.gz", np.ones((6, 32, 48, 2)))
+    elif case == "amplitude":
+        argv += ["-A", "-1"]
+    elif case == "rate":
+        argv += ["-f", "0"]
+    elif case == "missing":
+        argv[1] = tmp_path / "nope.nii.gz"
+    elif case == "te":
+        argv += ["--tr", "0.5", "--te", "0.6"]
+    elif case == "suffix":
+        argv[3] = out_dir / "x.png"
+    rc, cap = _run(argv, capsys)
+    assert rc == 1
+    err = cap.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kmri-simulate: error:") and expect in err[0], err
+    assert listing(out_dir) == []
