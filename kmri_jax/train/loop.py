@@ -82,6 +82,18 @@ def eval_combinations(spec: str) -> list[int]:
     return combos
 
 
+def _combinations_per_slice(config: ml_collections.ConfigDict) -> int:
+    """Records per slice in training: K grid combinations in ``fixed`` mode, 0 in ``fresh``."""
+    mode, k = config.corruption.mode, config.corruption.combinations_per_slice
+    if mode not in ("fresh", "fixed"):
+        raise ConfigValueError(f"corruption.mode must be 'fresh' or 'fixed', got {mode!r}")
+    if mode == "fixed" and not 1 <= k <= 81:
+        raise ConfigValueError(
+            f"corruption.mode='fixed' needs 1 <= corruption.combinations_per_slice <= 81 (seed: 81), got {k}"
+        )
+    return k if mode == "fixed" else 0
+
+
 def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.ndarray]:
     """Magnitude-image and log k-space grids (corrupted | corrected | ground truth)."""
     host = {k: evaluation.to_host(v)[:n] for k, v in out.items()}
@@ -115,17 +127,11 @@ def train_and_evaluate(
     eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh)
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
 
+    combos_per_slice = _combinations_per_slice(config)  # Config errors before any work.
+    eval_combos = eval_combinations(ec.combinations)
+
     # -- data -------------------------------------------------------------------------------
     store = prepare_data(config, workdir)
-    combos_per_slice = config.corruption.combinations_per_slice
-    if config.corruption.mode == "fixed" and combos_per_slice < 1:
-        raise ConfigValueError(
-            "corruption.mode='fixed' needs corruption.combinations_per_slice >= 1 (seed: 81)"
-        )
-    if config.corruption.mode not in ("fresh", "fixed"):
-        raise ConfigValueError(f"corruption.mode must be 'fresh' or 'fixed', got {config.corruption.mode!r}")
-    if config.corruption.mode == "fresh":
-        combos_per_slice = 0
     steps_per_epoch = kdata.steps_per_epoch(
         store, batch_size=host_batch, shard_count=jax.process_count(),
         combinations_per_slice=combos_per_slice,
@@ -133,7 +139,6 @@ def train_and_evaluate(
     total_steps = steps_per_epoch * tc.num_epochs
     if tc.max_steps > 0:
         total_steps = min(total_steps, tc.max_steps)
-    eval_combos = eval_combinations(ec.combinations)
 
     # -- state and compiled steps -----------------------------------------------------------
     schedule = learning_rate_schedule(
