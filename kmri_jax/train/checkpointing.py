@@ -216,7 +216,8 @@ class Checkpointer:
             raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
         if best_mode not in ("min", "max"):
             raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
-        self.directory = epath.Path(workdir) / "checkpoints"
+        # Orbax needs an absolute path (a relative workdir failed in the async writer).
+        self.directory = epath.Path(os.path.abspath(workdir)) / "checkpoints"
         self.best_metric = best_metric
         policies: list[Any] = [checkpoint_managers.LatestN(n=max_to_keep)]
         best_fn = None

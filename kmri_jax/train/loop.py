@@ -118,7 +118,7 @@ def train_and_evaluate(
     metrics)`` is called after every step with the step's device scalars (reading them
     waits for the step). Returns the last evaluation summary (empty if none ran).
     """
-    workdir = Path(workdir)
+    workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     sharding.initialize_distributed()
     mesh = sharding.make_mesh()

@@ -148,3 +148,15 @@ def test_grain_iterator_resumes_where_it_stopped(tmp_path: pathlib.Path) -> None
         _, _, data_state = ckpt.restore(abstract_like(_state(0)))
     resumed.set_state(data_state)
     assert [next(resumed).tolist() for _ in range(4)] == expected
+
+
+def test_relative_workdir_saves_asynchronously(tmp_path: pathlib.Path, monkeypatch) -> None:
+    """A relative --workdir (as in the README's quickstart) must work with async saves."""
+    monkeypatch.chdir(tmp_path)
+    state = _state(3)
+    with Checkpointer("runs/rel", async_save=True) as ckpt:
+        ckpt.save(1, state)
+    assert (tmp_path / "runs" / "rel" / "checkpoints" / "1").is_dir()
+    with Checkpointer("runs/rel") as ckpt:
+        restored, _, _ = ckpt.restore(abstract_like(state))
+    _assert_same(state, restored)
