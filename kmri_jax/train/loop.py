@@ -187,6 +187,9 @@ def train_and_evaluate(
             train_iter.set_state(restored.data_state)
         start_step = int(restored.metadata["step"])
         log.info("resumed from %s at step %d", ckpt.step_path(start_step), start_step)
+        if start_step >= total_steps:
+            log.info("this run is complete (step %d of %d); use another --workdir, or raise "
+                     "--config.train.num_epochs to train on", start_step, total_steps)
 
     monitor = monitoring.Monitor(workdir, purge_step=start_step or None)
     history = monitoring.History(workdir)
