@@ -338,6 +338,23 @@ class Checkpointer:
 
     # -- restore ---------------------------------------------------------------------------
 
+    def metadata(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON metadata of one checkpoint (the latest by default), without its arrays."""
+        step = self.latest_step() if step is None else int(step)
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}.")
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+            )
+        except Exception as e:
+            raise CheckpointError(
+                f"cannot read the metadata of the checkpoint {self.step_path(step)}: "
+                f"{_first_line(e)}. It was left untouched; move that step directory away to "
+                "resume from an older one, or use another --workdir."
+            ) from e
+        return dict(restored[_META] or {})
+
     def restore(self, abstract_state: PyTree, *, step: int | None = None) -> Restored:
         """Reads one checkpoint back onto the shardings of ``abstract_state``.
 

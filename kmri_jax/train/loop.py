@@ -106,6 +106,22 @@ def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.n
     }
 
 
+def _check_same_model(config: ml_collections.ConfigDict, path: Path, metadata: dict) -> None:
+    """Refuse to resume a checkpoint whose network computes another function.
+
+    Shapes are checked on restore; ``model.residual`` changes the function with the same
+    shapes, so it is compared with the config stored in the checkpoint's metadata.
+    """
+    stored = (metadata.get("config") or {}).get("model") or {}
+    for key in ("residual", "base_channels"):
+        if key in stored and stored[key] != config.model[key]:
+            raise ConfigValueError(
+                f"the checkpoint {path} was trained with model.{key}={stored[key]!r}, this config "
+                f"has {config.model[key]!r}: pass --config.model.{key}={stored[key]!r} to resume "
+                "it, or use another --workdir"
+            )
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str | Path,
@@ -181,6 +197,7 @@ def train_and_evaluate(
     )
     start_step = 0
     if ckpt.latest_step() is not None:
+        _check_same_model(config, ckpt.step_path(ckpt.latest_step()), ckpt.metadata())
         restored = ckpt.restore(abstract_like(state, sharding=sharding.replicated(mesh)))
         state = restored.state
         if restored.data_state is not None:

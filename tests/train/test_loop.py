@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 
+from kmri_jax.config import ConfigValueError
 from kmri_jax.data import DataError
 from kmri_jax.train.checkpointing import CheckpointError
 from kmri_jax.train.loop import eval_combinations, orthogonal_combinations, train_and_evaluate
@@ -55,10 +56,17 @@ def test_incompatible_checkpoint_is_one_clear_error(config, shared_store, tmp_pa
     config.train.max_steps = 1
     train_and_evaluate(config, tmp_path)
     config.model.base_channels = 8
-    with pytest.raises(CheckpointError, match="does not match") as err:
+    with pytest.raises(ConfigValueError, match="base_channels=4") as err:
         train_and_evaluate(config, tmp_path)
     assert str(tmp_path) in str(err.value)
     assert (tmp_path / "checkpoints" / "1").is_dir()  # nothing lost
+    # Without the stored config (e.g. written by other code), the shape check still says why.
+    from kmri_jax.train.checkpointing import Checkpointer, abstract_like
+    import optax
+    from kmri_jax.train.state import create_state
+    state, _ = create_state(0, model_config=config.model, tx=optax.adam(1e-3))
+    with Checkpointer(tmp_path) as ckpt, pytest.raises(CheckpointError, match="does not match"):
+        ckpt.restore(abstract_like(state))
 
 
 def test_missing_data_root_is_one_clear_error(config, tmp_path):
@@ -79,3 +87,13 @@ def test_orthogonal_combinations_balance_every_pair_of_parameters():
     assert eval_combinations("3, 5") == [3, 5]
     with pytest.raises(ValueError, match="eval.combinations"):
         eval_combinations("81")
+
+
+def test_resuming_with_another_residual_setting_is_refused(config, shared_store, tmp_path):
+    """Same parameter shapes, different function: caught from the stored config."""
+    config.data.store = str(shared_store)
+    config.train.max_steps = 1
+    train_and_evaluate(config, tmp_path)
+    config.model.residual = not config.model.residual
+    with pytest.raises(ConfigValueError, match="model.residual"):
+        train_and_evaluate(config, tmp_path)
