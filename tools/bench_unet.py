@@ -6,8 +6,11 @@ on random [B, 2, S, S] inputs and targets, BatchNorm in training mode:
 - ``jax-einsum``: ``kmri_jax.models.UNet`` as used (reshape-max pooling, einsum up-sampling).
 - ``jax-lax``: the same model with ``resample="lax"`` (``nnx.max_pool`` and
   ``lax.conv_transpose``, i.e. what ``nnx.ConvTranspose`` computes), same parameters.
-- ``torch``: the seed's PyTorch model (``torch.set_num_threads(threads)``), when torch is
-  installed.
+- ``torch``: the seed's PyTorch model from ``tools/torch_reference.py``
+  (``torch.set_num_threads(threads)``), when torch is installed.
+
+The full training-step comparison (corruption, masked loss, input pipeline, scaling, FLOPs) is
+``tools/benchmark.py``; this script isolates the U-Net's up-/down-sampling variants.
 
 Each variant: ``--warmup`` steps (the first, with compilation, reported separately); then
 ``--steps`` rounds in which every variant runs one timed step (round-robin, so a shared
@@ -74,49 +77,16 @@ def setup_jax(resample: str, *, size: int, batch: int) -> tuple[Callable[[], Non
     return step, {"params": count_params(model)}
 
 
-def _torch_unet(base: int):  # noqa: ANN202
-    import torch
-    from torch import nn
-
-    def block(cin: int, cout: int) -> nn.Module:
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-        )
-
-    class UNet2D(nn.Module):
-        def __init__(self, c: int) -> None:
-            super().__init__()
-            self.enc1, self.enc2 = block(2, c), block(c, 2 * c)
-            self.enc3, self.bottleneck = block(2 * c, 4 * c), block(4 * c, 8 * c)
-            self.pool = nn.MaxPool2d(2)
-            self.up3, self.dec3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, 2), block(8 * c, 4 * c)
-            self.up2, self.dec2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2), block(4 * c, 2 * c)
-            self.up1, self.dec1 = nn.ConvTranspose2d(2 * c, c, 2, 2), block(2 * c, c)
-            self.out_conv = nn.Conv2d(c, 2, 1)
-
-        def forward(self, x):  # noqa: ANN001, ANN202
-            h, w = x.shape[-2:]
-            x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8))
-            s1 = self.enc1(x)
-            s2 = self.enc2(self.pool(s1))
-            s3 = self.enc3(self.pool(s2))
-            y = self.bottleneck(self.pool(s3))
-            y = self.dec3(torch.cat([self.up3(y), s3], 1))
-            y = self.dec2(torch.cat([self.up2(y), s2], 1))
-            y = self.dec1(torch.cat([self.up1(y), s1], 1))
-            return self.out_conv(y)[..., :h, :w]
-
-    return UNet2D(base)
-
-
 def setup_torch(*, size: int, batch: int, threads: int) -> tuple[Callable[[], None], dict[str, Any]]:
     """The same train step in PyTorch; returns a one-step closure and facts."""
     import torch
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from torch_reference import seed_unet  # the shared PyTorch model of the seed
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = _torch_unet(32).train()
+    model = seed_unet(32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 2, size, size)
     y = torch.randn(batch, 2, size, size)

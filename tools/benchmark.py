@@ -1,0 +1,825 @@
+"""Training throughput benchmark (issue 6): kmri_jax vs a PyTorch reference of the seed, one run.
+
+For each ``HxW:B`` configuration, on the same machine, in one run:
+
+- **simulator**: samples/s of the corruption as the train step does it (``corrupt_batch`` in
+  ``fresh`` mode + ``network_io``, jit + vmap), and its share of a train step;
+- **train step**: samples/s of ``make_train_step`` (fresh on-device corruption, the seed's masked
+  L1, Adam with the cosine schedule, the seed's plain U-Net) on a device-resident batch;
+- **PyTorch reference** (``tools/torch_reference.py``): the same architecture, masked L1 and Adam,
+  ``torch.set_num_threads(--torch-threads)``; once on inputs corrupted beforehand (model step
+  only) and once corrupting every batch per sample with NumPy first, as the seed's data loader
+  did (serial, in the timed loop);
+- **end to end**: samples/s from a prepared phantom store (``kmri_jax.data.ensure_store``) through
+  the Grain ``train_iterator``, ``shard_batch`` and the step, against step-only in the same
+  process (input-pipeline overhead);
+- **FLOPs**: per step from XLA's cost analysis of the compiled step, achieved GFLOP/s, and MFU
+  against ``--peak-tflops`` (defaults for known GPUs by device kind and ``--dtype``).
+
+Then **scaling** of the train step over 1, 2, 4, 8 devices at a fixed global batch (one
+subprocess per device count; on CPU the devices are fake, ``--xla_force_host_platform_device_
+count=N`` over the same cores, so the table shows partitioning overhead, not speed-up).
+
+Every figure is the median over ``--repeats`` timed repeats after ``--warmup`` repeats, with
+min-max. JAX and PyTorch run in separate worker processes, timed round-robin (one repeat of each
+per round) so that the load of a shared machine falls on both alike (``--sequential`` runs them
+one after the other instead, for memory). Runs unchanged on a GPU machine (JAX GPU backend,
+torch CUDA when available).
+
+    python tools/benchmark.py --configs 256x256:8 --json runs/bench/train.json --append-doc
+    python tools/benchmark.py --configs 424x736:32 --dtype bfloat16 --append-doc   # on a GPU
+    python tools/benchmark.py --profile --configs 128x128:8 --trace-dir runs/trace  # docs/profile.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+# Peak dense FLOP/s (TFLOP/s) by device kind substring and compute dtype; H200 = H100 compute.
+PEAK_TFLOPS = {
+    "H100": {"bfloat16": 989.0, "float32": 67.0},
+    "H200": {"bfloat16": 989.0, "float32": 67.0},
+    "A100": {"bfloat16": 312.0, "float32": 19.5},
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def parse_config(text: str) -> tuple[int, int, int]:
+    """``"424x736:32"`` -> (ny, nx, batch)."""
+    try:
+        size, batch = text.split(":")
+        ny, nx = (int(v) for v in size.lower().split("x"))
+        return ny, nx, int(batch)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW:B (e.g. 256x256:8), got {text!r}") from None
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min, max of a list of samples/s figures."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def cost_flops(compiled: Any) -> float | None:
+    """FLOPs from ``compiled.cost_analysis()`` (a dict, or a list of one dict in older JAX)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops is not None else None
+
+
+def memory_bytes(compiled: Any) -> dict[str, int] | None:
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001
+        return None
+    if m is None:
+        return None
+    names = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+             "generated_code_size_in_bytes")
+    return {n: int(getattr(m, n)) for n in names if hasattr(m, n)}
+
+
+def block(tree: Any) -> None:
+    import jax
+
+    jax.block_until_ready(tree)
+
+
+def ensure_bench_store(store_dir: Path, ny: int, nx: int, batch: int) -> Path:
+    """A phantom slice store at ``ny x nx`` with at least two training batches."""
+    from kmri_jax import data as kdata
+
+    slices = 24
+    subjects = max(6, -(-4 * batch // (slices // 2)))  # ~70% train: >= 2 batches comfortably
+    return kdata.ensure_store(None, store_dir, options=kdata.PreprocessOptions(ny=ny, nx=nx),
+                              phantom_subjects=subjects, phantom_slices=slices, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# The JAX side: simulator, train step, end to end (one process, one compiled step)
+
+
+def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, total_steps: int = 10_000):
+    """State, compiled-step factory and a host batch, as the training loop builds them."""
+    import jax
+    import optax
+
+    from kmri_jax.config import base_config
+    from kmri_jax.train import losses
+    from kmri_jax.train.state import create_state, learning_rate_schedule
+    from kmri_jax.train.step import make_train_step
+
+    c = base_config()
+    c.model.compute_dtype = dtype
+    c.model.residual = False  # the seed's plain U-Net, like the PyTorch reference
+    schedule = learning_rate_schedule(learning_rate=1e-3, end_learning_rate=1e-6,
+                                      total_steps=total_steps, steps_per_epoch=100, per_epoch=False)
+    tx = optax.adam(schedule)
+    state, defs = create_state(c.seed, model_config=c.model, tx=tx)
+    fn = make_train_step(defs, tx, loss_fn=losses.get_loss("seed_masked_l1"),
+                         corruption_mode="fresh", fixed_root=jax.random.key(1), schedule=schedule)
+    mesh = jax.make_mesh((devices,), ("data",), devices=jax.devices()[:devices],
+                         axis_types=(jax.sharding.AxisType.Auto,))
+    return state, defs, fn, mesh
+
+
+def jax_worker(conn: Any, cfg: dict) -> None:
+    """Worker process: set up, warm up, report facts; then one timed round per ``"round"``."""
+    import jax
+    import numpy as np
+
+    from kmri_jax import data as kdata
+    from kmri_jax.train import sharding
+    from kmri_jax.train.corruption import corrupt_batch, network_io
+
+    ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
+    store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
+    it = kdata.train_iterator(store, batch_size=b, seed=0)
+    host_batch = next(it)
+    state, _, fn, mesh = train_setup(ny, nx, b, cfg["dtype"])
+    state = sharding.replicate(state, mesh)
+    dev_batch = sharding.shard_batch(host_batch, mesh)
+
+    info: dict[str, Any] = {"device_kind": jax.devices()[0].device_kind,
+                            "backend": jax.default_backend(), "device_count": jax.device_count()}
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=0).lower(state, dev_batch).compile()
+    info["step_compile_s"] = time.perf_counter() - t0
+    info["step_flops"] = cost_flops(compiled)
+    info["step_memory"] = memory_bytes(compiled)
+
+    @jax.jit
+    def simulate(i, batch):
+        key = jax.random.fold_in(jax.random.key(0), i)
+        x, y, _ = network_io(corrupt_batch(key, batch, mode="fresh")[0])
+        return x, y
+
+    sim_compiled = simulate.lower(np.int32(0), dev_batch).compile()
+    info["sim_flops"] = cost_flops(sim_compiled)
+
+    box = {"state": state, "i": 0}
+
+    def sim_once() -> float:
+        # One untimed call first: the first call after a big train step pays for faulting its
+        # freshly allocated buffers back in (6x at 424x736), which is not the simulator's cost.
+        block(sim_compiled(np.int32(box["i"]), dev_batch))
+        box["i"] += 1
+        t = time.perf_counter()
+        block(sim_compiled(np.int32(box["i"]), dev_batch))
+        return time.perf_counter() - t
+
+    def steps(from_store: bool) -> tuple[float, float]:
+        """``k`` steps as the loop runs them (no wait between steps); (seconds, data seconds)."""
+        st, data_s = box["state"], 0.0
+        t = time.perf_counter()
+        for _ in range(k):
+            if from_store:
+                d = time.perf_counter()
+                batch = sharding.shard_batch(next(it), mesh)
+                data_s += time.perf_counter() - d
+            else:
+                batch = dev_batch
+            st, metrics = compiled(st, batch)
+        block(metrics["loss"])
+        box["state"] = st
+        return time.perf_counter() - t, data_s
+
+    def one_round() -> dict[str, float]:
+        out = {"sim_s": sim_once()}
+        out["step_s"], _ = steps(False)
+        out["e2e_s"], out["e2e_data_s"] = steps(True)
+        out["step_s"] /= k
+        out["e2e_s"] /= k
+        out["e2e_data_s"] /= k
+        return out
+
+    t0 = time.perf_counter()
+    one_round()
+    info["first_round_s"] = time.perf_counter() - t0
+    for _ in range(cfg["warmup"] - 1):
+        one_round()
+    conn.send(info)
+    while conn.recv() == "round":
+        conn.send(one_round())
+
+
+# ------------------------------------------------------------------------------------------------
+# The PyTorch reference
+
+
+def torch_worker(conn: Any, cfg: dict) -> None:
+    import numpy as np
+
+    try:
+        import torch
+        from torch_reference import SeedTrainStep, numpy_network_io
+    except ImportError as e:
+        conn.send({"error": f"torch reference unavailable: {e}"})
+        return
+    from bench_sim import np_corrupt
+
+    from kmri_jax import data as kdata
+    from kmri_jax.sim import SEED_GRID
+
+    ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    step = SeedTrainStep(device=device, dtype=cfg["dtype"], threads=cfg["torch_threads"])
+    store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
+    host = next(kdata.train_iterator(store, batch_size=b, seed=0))
+    rng = np.random.default_rng(0)
+
+    def draw_params() -> list[tuple[float, ...]]:
+        return [(float(rng.choice(SEED_GRID.amplitude_px)), float(rng.choice(SEED_GRID.rate_bpm)),
+                 float(rng.choice(SEED_GRID.acceleration)), float(rng.choice(SEED_GRID.snr_db)),
+                 float(host["tr"][i]), float(host["te"][i])) for i in range(b)]
+
+    x_np, y_np = numpy_network_io(rng, host["image"], draw_params(), np_corrupt)
+    x, y = step.to_device(x_np), step.to_device(y_np)
+    valid = step.to_device(host["valid_shape"].astype(np.int64))
+
+    def model_steps() -> float:
+        t = time.perf_counter()
+        for _ in range(k):
+            step(x, y, valid)
+        step.synchronize()
+        return (time.perf_counter() - t) / k
+
+    def numpy_steps() -> tuple[float, float]:
+        t, corrupt_s = time.perf_counter(), 0.0
+        for _ in range(k):
+            c = time.perf_counter()
+            xs, ys = numpy_network_io(rng, host["image"], draw_params(), np_corrupt)
+            corrupt_s += time.perf_counter() - c
+            step(step.to_device(xs), step.to_device(ys), valid)
+        step.synchronize()
+        return (time.perf_counter() - t) / k, corrupt_s / k
+
+    def one_round() -> dict[str, float]:
+        out = {"torch_step_s": model_steps()}
+        out["torch_numpy_s"], out["numpy_corrupt_s"] = numpy_steps()
+        return out
+
+    info = {"torch": torch.__version__, "torch_device": device,
+            "torch_device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+            "torch_threads": torch.get_num_threads(), "torch_params": step.n_params()}
+    for _ in range(cfg["warmup"]):
+        one_round()
+    conn.send(info)
+    while conn.recv() == "round":
+        conn.send(one_round())
+
+
+# ------------------------------------------------------------------------------------------------
+# Scaling over devices (a subprocess per device count)
+
+
+def scaling_worker(ny: int, nx: int, batch: int, dtype: str, devices: int, warmup: int,
+                   repeats: int, steps_per_repeat: int) -> dict:
+    """Runs in a subprocess started with the device count set; prints one JSON line."""
+    import jax
+    import numpy as np
+
+    from kmri_jax.train import sharding
+
+    if jax.device_count() < devices:
+        return {"devices": devices, "error": f"only {jax.device_count()} devices"}
+    state, _, fn, mesh = train_setup(ny, nx, batch, dtype, devices=devices)
+    state = sharding.replicate(state, mesh)
+    r = np.random.default_rng(0)
+    host = dict(image=r.random((batch, ny, nx), dtype=np.float32),
+                valid_shape=np.tile([ny, nx], (batch, 1)).astype(np.int32),
+                tr=np.full(batch, 2.5, np.float32), te=np.full(batch, 0.03, np.float32),
+                volume=np.arange(batch, dtype=np.int32), slice=np.arange(batch, dtype=np.int32),
+                combination=np.full(batch, -1, np.int32), weight=np.ones(batch, np.float32))
+    dev_batch = sharding.shard_batch(host, mesh)
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=0).lower(state, dev_batch).compile()
+    compile_s = time.perf_counter() - t0
+    state, m = compiled(state, dev_batch)
+    first_loss = float(m["loss"])
+    times = []
+    for i in range(warmup + repeats):
+        t = time.perf_counter()
+        for _ in range(steps_per_repeat):
+            state, m = compiled(state, dev_batch)
+        block(m["loss"])
+        if i >= warmup:
+            times.append((time.perf_counter() - t) / steps_per_repeat)
+    return {"devices": devices, "mesh": int(mesh.size), "compile_s": compile_s,
+            "first_loss": first_loss, "step_s": times,
+            "samples_per_s": spread([batch / s for s in times]),
+            "device_kind": jax.devices()[0].device_kind}
+
+
+def run_scaling(args: argparse.Namespace, ny: int, nx: int, batch: int, backend_cpu: bool) -> list[dict]:
+    rows = []
+    for n in args.scaling_devices:
+        env = dict(os.environ)
+        if backend_cpu:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                                f" --xla_force_host_platform_device_count={n}").strip()
+            env["JAX_PLATFORMS"] = "cpu"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--scaling-worker",
+               json.dumps([ny, nx, batch, args.dtype, n, args.warmup, args.scaling_repeats,
+                           args.steps_per_repeat])]
+        print(f"  scaling: {n} device(s) ...", flush=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode or not lines:
+            rows.append({"devices": n, "error": proc.stderr[-2000:]})
+        else:
+            rows.append(json.loads(lines[-1]))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def run_config(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
+    cfg = dict(ny=ny, nx=nx, batch=batch, dtype=args.dtype, warmup=args.warmup,
+               steps_per_repeat=args.steps_per_repeat, torch_threads=args.torch_threads,
+               store_dir=str(args.store_root / f"store-{ny}x{nx}"))
+    ensure_bench_store(Path(cfg["store_dir"]), ny, nx, batch)  # build once, before the workers
+    ctx = mp.get_context("spawn")
+    targets = [("jax", jax_worker)] + ([] if args.no_torch else [("torch", torch_worker)])
+    info: dict[str, Any] = {}
+    rounds: dict[str, list[dict]] = {name: [] for name, _ in targets}
+
+    def start(name: str, target: Callable) -> tuple | None:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=target, args=(child, cfg))
+        proc.start()
+        reply = parent.recv()
+        if "error" in reply:
+            print(f"  skipping {name}: {reply['error']}", file=sys.stderr)
+            proc.join()
+            return None
+        info.update(reply)
+        return name, proc, parent
+
+    def run_rounds(workers: list[tuple]) -> None:
+        for r in range(args.repeats):
+            for name, _, conn in workers:
+                conn.send("round")
+                rounds[name].append(conn.recv())
+            print(f"  round {r + 1}/{args.repeats} done", flush=True)
+
+    def stop(workers: list[tuple]) -> None:
+        for _, proc, conn in workers:
+            conn.send("stop")
+            proc.join()
+
+    print(f"== {ny}x{nx}, batch {batch}, {args.dtype}", flush=True)
+    if args.sequential:
+        for name, target in targets:
+            w = start(name, target)
+            if w:
+                run_rounds([w])
+                stop([w])
+    else:
+        workers = [w for w in (start(n, t) for n, t in targets) if w]
+        run_rounds(workers)
+        stop(workers)
+
+    res: dict[str, Any] = {"ny": ny, "nx": nx, "batch": batch, "dtype": args.dtype, "info": info,
+                           "rounds": rounds}
+    res["derived"] = derive(args, res)
+    return res
+
+
+def derive(args: argparse.Namespace, res: dict, meta: dict | None = None) -> dict:
+    """Samples/s spreads (stored in ``res``) and the derived ratios from the timed rounds."""
+    rounds, batch, info = res["rounds"], res["batch"], res["info"]
+    dtype = res.get("dtype") or (meta or {}).get("dtype", args.dtype)
+
+    def rate(name: str, key: str) -> dict | None:
+        vals = [batch / r[key] for r in rounds.get(name, []) if key in r]
+        return spread(vals) if vals else None
+
+    def med(name: str, key: str) -> float | None:
+        vals = [r[key] for r in rounds.get(name, []) if key in r]
+        return statistics.median(vals) if vals else None
+
+    res["samples_per_s"] = {
+        "simulator": rate("jax", "sim_s"), "jax_step": rate("jax", "step_s"),
+        "jax_end_to_end": rate("jax", "e2e_s"), "torch_step": rate("torch", "torch_step_s"),
+        "torch_numpy_step": rate("torch", "torch_numpy_s"),
+    }
+    step_s, sim_s = med("jax", "step_s"), med("jax", "sim_s")
+    derived: dict[str, Any] = {}
+    if step_s:
+        derived["sim_share_of_step"] = sim_s / step_s
+        # Paired per round (same process, adjacent in time): robust to a drifting machine load.
+        derived["pipeline_overhead"] = statistics.median(
+            r["e2e_s"] / r["step_s"] - 1 for r in rounds["jax"])
+        derived["data_wait_share"] = med("jax", "e2e_data_s") / step_s
+        if med("torch", "torch_step_s"):
+            derived["jax_over_torch"] = med("torch", "torch_step_s") / step_s
+            derived["jax_over_torch_numpy"] = med("torch", "torch_numpy_s") / step_s
+            # Fastest repeat of each: on a shared CPU, the least disturbed one.
+            derived["jax_over_torch_best"] = (min(r["torch_step_s"] for r in rounds["torch"])
+                                              / min(r["step_s"] for r in rounds["jax"]))
+        flops = info.get("step_flops")
+        if flops:
+            derived["step_gflop"] = flops / 1e9
+            derived["achieved_gflops"] = flops / step_s / 1e9
+            peak = args.peak_tflops or next(
+                (v[dtype] for kind, v in PEAK_TFLOPS.items()
+                 if kind in str(info.get("device_kind", ""))), None)
+            if peak:
+                derived["peak_tflops"] = peak
+                derived["mfu"] = flops / step_s / (peak * 1e12)
+        if info.get("sim_flops"):
+            derived["sim_gflop"] = info["sim_flops"] / 1e9
+    return derived
+
+
+def machine_info() -> dict:
+    import importlib.metadata as md
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    versions = {}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "grain", "numpy", "torch"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions}
+
+
+def fmt_rate(s: dict | None) -> tuple[str, str]:
+    if not s:
+        return "-", "-"
+
+    def f(v: float) -> str:
+        return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+    return f(s["median"]), f"{f(s['min'])}-{f(s['max'])}"
+
+
+def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
+    m, v = meta["machine"], meta["machine"]["versions"]
+    kinds = sorted({r["info"].get("device_kind", "?") for r in results})
+    torch_dev = sorted({r["info"].get("torch_device_name", "-") for r in results})
+    lines = [
+        f"### {meta['date']} — {', '.join(kinds)}, {meta['dtype']}",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores; JAX device: {', '.join(kinds)} "
+        f"(backend {results[0]['info'].get('backend', '?')}); PyTorch device: {', '.join(torch_dev)}"
+        f" ({results[0]['info'].get('torch_threads', '-')} threads).",
+        f"- Versions: jax {v['jax']}, jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, "
+        f"grain {v['grain']}, torch {v['torch']}, numpy {v['numpy']}, Python {m['python']}.",
+        f"- Load average (1 min) at start / end: {meta['load_start']:.1f} / {meta['load_end']:.1f}.",
+        f"- Command: `{meta['command']}`",
+        f"- Median of {meta['repeats']} timed repeats ({meta['steps_per_repeat']} step(s) each) "
+        f"after {meta['warmup']} warm-up repeat(s); min-max across repeats.",
+        "",
+        "| size, batch | measurement | samples/s (median) | min-max | ms/step (median) |",
+        "|---|---|---|---|---|",
+    ]
+    names = [("simulator", "simulator: jit(vmap(corrupt_batch)) + network_io"),
+             ("jax_step", "kmri_jax train step (fresh corruption, masked L1, Adam)"),
+             ("torch_step", "PyTorch seed step, inputs corrupted beforehand"),
+             ("torch_numpy_step", "PyTorch seed step + per-sample NumPy corruption"),
+             ("jax_end_to_end", "kmri_jax end to end: store -> Grain -> shard_batch -> step")]
+    for r in results:
+        tag = f"{r['ny']}x{r['nx']}, {r['batch']}"
+        for key, label in names:
+            s = r["samples_per_s"].get(key)
+            if not s:
+                continue
+            med_, mm = fmt_rate(s)
+            lines.append(f"| {tag} | {label} | {med_} | {mm} | {1e3 * r['batch'] / s['median']:.0f} |")
+    lines += ["", "| size, batch | kmri_jax / PyTorch step (medians) | (fastest repeats) | "
+              "/ PyTorch+NumPy | simulator share of step | input-pipeline overhead | data wait / "
+              "step | GFLOP/step (XLA) | achieved GFLOP/s | MFU |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        d = r["derived"]
+
+        def pct(key: str) -> str:
+            return f"{100 * d[key]:.1f}%" if key in d else "-"
+
+        def x(key: str) -> str:
+            return f"{d[key]:.2f}x" if key in d else "-"
+
+        mfu = f"{100 * d['mfu']:.1f}% of {d['peak_tflops']:.0f} TFLOP/s" if "mfu" in d else "- (CPU)"
+        lines.append(
+            f"| {r['ny']}x{r['nx']}, {r['batch']} | {x('jax_over_torch')} | {x('jax_over_torch_best')} "
+            f"| {x('jax_over_torch_numpy')} "
+            f"| {pct('sim_share_of_step')} | {pct('pipeline_overhead')} | {pct('data_wait_share')} "
+            f"| {d.get('step_gflop', float('nan')):.1f} | {d.get('achieved_gflops', float('nan')):.1f} "
+            f"| {mfu} |")
+    if scaling:
+        cpu = scaling["fake_cpu_devices"]
+        lines += ["", f"Scaling of the train step, {scaling['ny']}x{scaling['nx']}, global batch "
+                  f"{scaling['batch']}" + (" (fake CPU devices sharing the same cores: this shows "
+                                           "the cost of partitioning, not a speed-up)" if cpu else ""),
+                  "", "| devices | samples/s (median) | min-max | relative to 1 | first loss |",
+                  "|---|---|---|---|---|"]
+        base = next((r["samples_per_s"]["median"] for r in scaling["rows"]
+                     if r.get("devices") == 1 and "samples_per_s" in r), None)
+        for r in scaling["rows"]:
+            if "samples_per_s" not in r:
+                why = r.get("error", "")
+                why = why if why.startswith("only") else "failed (see the JSON)"
+                lines.append(f"| {r['devices']} | {why} | | | |")
+                continue
+            med_, mm = fmt_rate(r["samples_per_s"])
+            rel = f"{r['samples_per_s']['median'] / base:.2f}" if base else "-"
+            lines.append(f"| {r['devices']} | {med_} | {mm} | {rel} | {r['first_loss']:.6f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# Profile mode: per-stage timing and a census of the optimised HLO
+
+
+def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
+    """Times corruption, forward, forward+backward, step without corruption, and the full step
+    (separately compiled, same inputs); counts ops in the step's optimised HLO; checks that
+    steady-state steps neither recompile nor transfer to/from the host."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from kmri_jax import data as kdata
+    from kmri_jax.train import losses, sharding
+    from kmri_jax.train.corruption import corrupt_batch, network_io
+    from kmri_jax.train.state import apply_model
+
+    store = kdata.SliceStore(ensure_bench_store(args.store_root / f"store-{ny}x{nx}", ny, nx, batch))
+    host = next(kdata.train_iterator(store, batch_size=batch, seed=0))
+    state, defs, fn, mesh = train_setup(ny, nx, batch, args.dtype)
+    state = sharding.replicate(state, mesh)
+    dev = sharding.shard_batch(host, mesh)
+    loss_fn = losses.get_loss("seed_masked_l1")
+    tx_update = fn  # the full step
+
+    def corrupt(batch_):
+        x, y, _ = network_io(corrupt_batch(jax.random.key(0), batch_, mode="fresh")[0])
+        return x, y
+
+    x, y = jax.jit(corrupt)(dev)
+
+    def forward(st, x, y, valid):
+        pred, _ = apply_model(defs, st.params, st.batch_stats, x, train=True)
+        return loss_fn(pred, y, valid)
+
+    def fwd_bwd(st, x, y, valid):
+        def obj(p):
+            pred, bs = apply_model(defs, p, st.batch_stats, x, train=True)
+            return loss_fn(pred, y, valid), bs
+        return jax.value_and_grad(obj, has_aux=True)(st.params)
+
+    # The step without the corruption: the full step on a batch whose corruption is replaced by
+    # the precomputed (x, y). Built from the same pieces as make_train_step.
+    import optax
+
+    from kmri_jax.train.state import learning_rate_schedule
+    schedule = learning_rate_schedule(learning_rate=1e-3, end_learning_rate=1e-6,
+                                      total_steps=10_000, steps_per_epoch=100, per_epoch=False)
+    tx = optax.adam(schedule)
+
+    def step_no_corrupt(st, x, y, valid):
+        (loss, bs), grads = fwd_bwd(st, x, y, valid)
+        updates, opt_state = tx.update(grads, st.opt_state, st.params)
+        return st._replace(step=st.step + 1, params=optax.apply_updates(st.params, updates),
+                           batch_stats=bs, opt_state=opt_state), loss
+
+    def adam_only(st, grads):
+        updates, opt_state = tx.update(grads, st.opt_state, st.params)
+        return optax.apply_updates(st.params, updates), opt_state
+
+    valid = dev["valid_shape"]
+    grads = jax.tree.map(jnp.ones_like, state.params)
+    stages = {
+        "corruption (simulator + network_io)": (jax.jit(corrupt), (dev,)),
+        "forward + loss": (jax.jit(forward), (state, x, y, valid)),
+        "forward + backward": (jax.jit(fwd_bwd), (state, x, y, valid)),
+        "Adam update alone": (jax.jit(adam_only), (state, grads)),
+        "step without corruption": (jax.jit(step_no_corrupt), (state, x, y, valid)),
+        "full train step": (jax.jit(tx_update), (state, dev)),
+    }
+    # Compile every stage, then time them round-robin (one call of each per repeat), so the
+    # load of a shared machine falls on all stages alike.
+    compiled: dict[str, Any] = {}
+    table: dict[str, dict] = {}
+    for name, (f, a) in stages.items():
+        t0 = time.perf_counter()
+        compiled[name] = f.lower(*a).compile()
+        table[name] = {"compile_s": time.perf_counter() - t0,
+                       "gflop": (cost_flops(compiled[name]) or 0) / 1e9, "times": []}
+        block(compiled[name](*a))
+    for _ in range(args.repeats):
+        for name, (_, a) in stages.items():
+            t = time.perf_counter()
+            block(compiled[name](*a))
+            table[name]["times"].append(time.perf_counter() - t)
+    for name, row in table.items():
+        times = row.pop("times")
+        row.update(median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times),
+                   max_ms=1e3 * max(times))
+        print(f"  {name:<40} {row['median_ms']:9.1f} ms  (min {row['min_ms']:.1f}, "
+              f"max {row['max_ms']:.1f})  {row['gflop']:8.2f} GFLOP  "
+              f"compile {row['compile_s']:.1f} s", flush=True)
+
+    # Census of the optimised full step: ops at the top level of the entry computation (what
+    # the runtime dispatches one by one) and inside fusions; big transposes; convolutions.
+    hlo = compiled["full train step"].as_text()
+    top, fused = Counter(), Counter()
+    in_entry = False
+    op_re = re.compile(r"=\s+(?:\([^()]*\)|\S+)\s+([a-z][a-z0-9-]*)\(")
+    for line in hlo.splitlines():
+        if line and not line.startswith(" "):
+            in_entry = line.startswith("ENTRY")
+            continue
+        m = op_re.search(re.sub(r"/\*.*?\*/", "", line))
+        if m:
+            (top if in_entry else fused)[m.group(1)] += 1
+    # Steady state: no retrace/recompile, no implicit host transfers.
+    jitted = jax.jit(tx_update, donate_argnums=0)
+    st = state
+    st, m = jitted(st, dev)
+    block(m)
+    with jax.transfer_guard("disallow"):
+        for _ in range(2):
+            st, m = jitted(st, dev)
+    block(m)
+    cache_size = jitted._cache_size() if hasattr(jitted, "_cache_size") else None
+    by_kind = trace_by_kind(jitted, st, dev, args.trace_dir) if args.trace_dir else None
+    census = {"entry_ops": dict(top.most_common()),
+              "ops_in_other_computations": dict(fused.most_common(25))}
+    print("  optimised HLO, ops in the entry computation:", dict(top.most_common(15)))
+    print("  ops in fused/called computations:", dict(fused.most_common(15)))
+    print("  jit cache entries after 3 steps:", cache_size, "; transfer guard: no host transfers")
+    if args.hlo_out:
+        Path(args.hlo_out).write_text(hlo)
+        print(f"  wrote {args.hlo_out}")
+    return {"stages": table, "hlo": census, "jit_cache_entries": cache_size,
+            "trace_ms_per_step_by_kind": by_kind}
+
+
+def trace_by_kind(step: Any, state: Any, batch: Any, trace_dir: Path, steps: int = 2) -> dict:
+    """``jax.profiler`` trace of ``steps`` steady-state steps; XLA op events on the XLA worker
+    threads summed by op kind (the fusion name without its number), in ms of thread time per
+    step. Prints the table."""
+    import jax
+
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    with jax.profiler.trace(str(trace_dir)):
+        for _ in range(steps):
+            state, m = step(state, batch)
+        block(m)
+    path = max(trace_dir.rglob("*.xplane.pb"), key=lambda f: f.stat().st_mtime)
+    kinds: Counter = Counter()
+    for plane in jax.profiler.ProfileData.from_file(str(path)).planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_XLA") or "PjRtCpuClient" in line.name:
+                continue
+            for ev in line.events:
+                if ev.name.startswith(("ThunkExecutor", "SlinkyThreadPool")):
+                    continue
+                kinds[re.sub(r"\.\d+$", "", ev.name)] += ev.duration_ns / 1e6 / steps
+    total = sum(kinds.values()) or 1.0
+    print(f"  trace: XLA op time per step by kind ({path}):")
+    for name, ms in kinds.most_common(15):
+        print(f"    {ms:9.1f} ms  {100 * ms / total:5.1f}%  {name}")
+    return dict(kinds.most_common())
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--configs", type=parse_config, nargs="+",
+                    default=[(256, 256, 8), (424, 736, 32), (128, 128, 8)],
+                    help="HxW:B image size and global batch (default: 256x256:8 424x736:32 128x128:8)")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="U-Net compute dtype (parameters, optimizer and simulator stay float32)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="warm-up repeats (the first compiles)")
+    ap.add_argument("--steps-per-repeat", type=int, default=2,
+                    help="train steps per timed repeat, dispatched back to back as the loop does")
+    ap.add_argument("--torch-threads", type=int, default=os.cpu_count())
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--sequential", action="store_true",
+                    help="run JAX and PyTorch one after the other (less memory) instead of round-robin")
+    ap.add_argument("--scaling-devices", type=int, nargs="*", default=[1, 2, 4, 8],
+                    help="device counts for the scaling table (none: skip)")
+    ap.add_argument("--scaling-config", type=parse_config, default=None,
+                    help="HxW:B for the scaling table (default: the first --configs entry)")
+    ap.add_argument("--scaling-repeats", type=int, default=3)
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="peak FLOP/s of the device for MFU (default: known GPUs by --dtype)")
+    ap.add_argument("--store-root", type=Path, default=ROOT / "runs" / "bench")
+    ap.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
+    ap.add_argument("--append-doc", nargs="?", const=ROOT / "docs" / "benchmarks.md", type=Path,
+                    default=None, help="append the markdown tables to this file "
+                    "(default docs/benchmarks.md)")
+    ap.add_argument("--profile", action="store_true",
+                    help="per-stage timing and HLO census of the first --configs entry instead")
+    ap.add_argument("--hlo-out", type=Path, default=None, help="--profile: write the step's HLO")
+    ap.add_argument("--trace-dir", type=Path, default=None,
+                    help="--profile: also take a jax.profiler trace here and sum op time by kind")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="print (and with --append-doc append) the tables of an earlier --json run")
+    ap.add_argument("--scaling-worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.scaling_worker:
+        ny, nx, b, dtype, n, warmup, repeats, k = json.loads(args.scaling_worker)
+        print(json.dumps(scaling_worker(ny, nx, b, dtype, n, warmup, repeats, k)))
+        return
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        for r in saved["results"]:  # recompute derived figures with this version's formulas
+            r["derived"] = derive(args, r, saved["meta"])
+        text = markdown(saved["results"], saved["scaling"], saved["meta"])
+        print(text)
+        if args.append_doc:
+            with open(args.append_doc, "a") as f:
+                f.write("\n" + text)
+            print(f"appended to {args.append_doc}")
+        return
+    if args.profile:
+        ny, nx, b = args.configs[0]
+        print(f"== profile {ny}x{nx}, batch {b}, {args.dtype}, {args.repeats} repeats", flush=True)
+        out = profile(args, ny, nx, b)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(out, indent=2))
+        return
+
+    # On a GPU, let the JAX and torch workers share the card (no 75% preallocation by JAX).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(a) for a in
+                                        [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "machine": machine_info(), "dtype": args.dtype, "repeats": args.repeats,
+        "warmup": args.warmup, "steps_per_repeat": args.steps_per_repeat,
+        "load_start": os.getloadavg()[0],
+    }
+    results = [run_config(args, *c) for c in args.configs]
+    scaling = None
+    if args.scaling_devices:
+        ny, nx, b = args.scaling_config or args.configs[0]
+        cpu = results[0]["info"].get("backend") == "cpu"
+        print(f"== scaling {ny}x{nx}, global batch {b}", flush=True)
+        scaling = {"ny": ny, "nx": nx, "batch": b, "fake_cpu_devices": cpu,
+                   "rows": run_scaling(args, ny, nx, b, cpu)}
+    meta["load_end"] = os.getloadavg()[0]
+    text = markdown(results, scaling, meta)
+    print()
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "scaling": scaling},
+                                        indent=2))
+        print(f"wrote {args.json}")
+    if args.append_doc:
+        with open(args.append_doc, "a") as f:
+            f.write("\n" + text)
+        print(f"appended to {args.append_doc}")
+
+
+if __name__ == "__main__":
+    main()
