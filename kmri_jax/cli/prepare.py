@@ -24,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", help="BIDS dataset or folder of .nii/.nii.gz files")
     p.add_argument("--store", required=True, help="store folder to create (replaced atomically)")
     p.add_argument("--splits", help="splits.json to use; created from --split-seed if missing")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=42,
+                   help="seed of the subject split (default 42, as the training configs' "
+                   "data.split_seed, so kmri-train reuses the store)")
     p.add_argument("--split-fractions", type=float, nargs=3, default=(0.7, 0.15, 0.15),
                    metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--pattern", help="glob relative to --data-root (default: BIDS "
