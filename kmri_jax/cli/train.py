@@ -26,6 +26,8 @@ from typing import Any
 
 import ml_collections
 
+from kmri_jax.cli.common import run_command
+
 __all__ = ["ConfigError", "apply_overrides", "load_config", "main", "parse_args"]
 
 log = logging.getLogger("kmri_jax")
@@ -235,11 +237,6 @@ def _configure_logging() -> None:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
 
 
-def _is_user_error(e: BaseException) -> bool:
-    """Errors kmri_jax raises on purpose (its own exception classes) carry a full message."""
-    return type(e).__module__.startswith("kmri_jax.")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``kmri-train``; returns the exit status (0 ok, 1 run failed, 2 bad usage/config)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -255,17 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kmri_jax.train import loop
 
     log.info("config %s, workdir %s, overrides %s", args.config, args.workdir, overrides or "none")
-    try:
-        loop.train_and_evaluate(config, args.workdir)
-    except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        if not _is_user_error(e):
-            raise
-        print(f"{_PROG}: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(_PROG, lambda: loop.train_and_evaluate(config, args.workdir))
 
 
 if __name__ == "__main__":
