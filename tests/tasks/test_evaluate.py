@@ -45,7 +45,7 @@ def store(phantom, tmp_path_factory) -> Path:
 def trained(tmp_path_factory) -> Path:
     """A tiny non-residual checkpoint with random weights and perturbed BatchNorm statistics
     (the shared fixture's residual model starts as the identity: output = input)."""
-    from conftest import tiny_config
+    from tiny_run import tiny_config
     from kmri_jax.train.state import create_state
 
     config = tiny_config()

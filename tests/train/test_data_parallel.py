@@ -20,7 +20,7 @@ _SCRIPT = textwrap.dedent("""
     from kmri_jax.train.state import create_state
     from kmri_jax.train.step import make_eval_step, make_train_step
     sys.path.insert(0, sys.argv[1])
-    from conftest import tiny_config
+    from tiny_run import tiny_config
 
     c = tiny_config()
     rng = np.random.default_rng(0)
@@ -57,7 +57,7 @@ _SCRIPT = textwrap.dedent("""
 
 def test_four_devices_equal_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    here = os.path.dirname(__file__)
+    here = os.path.dirname(os.path.dirname(__file__))  # tests/, where tiny_run.py is
     done = subprocess.run([sys.executable, "-c", _SCRIPT, here], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
