@@ -85,8 +85,8 @@ def find_volume_files(
         raise DataError(
             root,
             "data folder does not exist" if not root.exists() else "data path is not a folder",
-            "pass the folder holding the dataset (--data-root), or leave it empty to use the "
-            "built-in phantom data",
+            "pass the folder holding the dataset (kmri-prepare --data-root, "
+            "kmri-train --config.data.root=), or leave it empty to use the built-in phantom data",
         )
     if pattern is not None:
         patterns = [pattern]
