@@ -3,7 +3,7 @@ converted weights (the seed's PyTorch U-Net) as a checkpoint of our own.
 
 A checkpoint path may be a training workdir (``<workdir>/checkpoints/<step>``; the latest step
 is used unless ``step`` is given), its ``checkpoints`` folder, or one step folder. The run's
-config is read from the step's metadata (``meta/metadata``, which the loop writes with
+config is read from the step's metadata (``Checkpointer.metadata``; the loop writes it with
 ``"config": config.to_dict()``) over :func:`kmri_jax.config.base_config` defaults, and the
 state is restored through :class:`kmri_jax.train.checkpointing.Checkpointer` onto a state built
 from that config, so a checkpoint of another shape fails with one ``CheckpointError``.
@@ -12,7 +12,6 @@ from that config, so a checkpoint of another shape fails with one ``CheckpointEr
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -117,19 +116,13 @@ def resolve_checkpoint(path: str | os.PathLike[str], step: int | None = None
     return folder.parent, step
 
 
-def read_metadata(step_dir: Path) -> dict[str, Any]:
-    """The JSON metadata of one checkpoint step."""
-    meta_file = step_dir / "meta" / "metadata"
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+def checked_metadata(ckpt: Checkpointer, step: int) -> dict[str, Any]:
+    """The JSON metadata of one checkpoint step, which must hold the run's config."""
+    meta = ckpt.metadata(step)
+    if not isinstance(meta.get("config"), dict):
         raise CheckpointError(
-            f"cannot read the metadata of the checkpoint {step_dir} ({type(e).__name__}: {e}); "
-            "it is incomplete or not a kmri_jax checkpoint. Use another step or workdir.") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
-        raise CheckpointError(
-            f"the checkpoint {step_dir} has no run config in its metadata; it was not written "
-            "by kmri-train or tools/import_torch_unet.py.")
+            f"the checkpoint {ckpt.step_path(step)} has no run config in its metadata; it was "
+            "not written by kmri-train or tools/import_torch_unet.py.")
     return meta
 
 
@@ -142,13 +135,14 @@ def load_model(path: str | os.PathLike[str], *, step: int | None = None) -> Load
     """
     workdir, step = resolve_checkpoint(path, step)
     step_dir = workdir / "checkpoints" / str(step)
-    config = config_from_dict(read_metadata(step_dir)["config"])
-    try:
-        state, defs = create_state(int(config.seed), model_config=config.model, tx=_optimizer())
-    except (TypeError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"the config stored in {step_dir} cannot build a model "
-                              f"({type(e).__name__}: {e}).") from None
     with Checkpointer(workdir, async_save=False) as ckpt:
+        config = config_from_dict(checked_metadata(ckpt, step)["config"])
+        try:
+            state, defs = create_state(int(config.seed), model_config=config.model,
+                                       tx=_optimizer())
+        except (TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"the config stored in {step_dir} cannot build a model "
+                                  f"({type(e).__name__}: {e}).") from None
         restored = ckpt.restore(abstract_like(state), step=step)
     return LoadedModel(restored.state, defs, config, step, step_dir, workdir)
 
