@@ -72,6 +72,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.seed = 0  # Fixed evaluation corruption: the same inputs for every run and epoch.
     c.eval.num_images = 4  # Samples shown in TensorBoard at each evaluation.
 
+    c.runtime = ml_collections.ConfigDict()
+    # CPU backend only: XLA devices to split the cores into (0 = one per core, dividing both
+    # batch sizes; 1 = a single device). Several keep both cores busy: 1.4x on 2 cores.
+    c.runtime.cpu_devices = 0
+
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 3
     c.checkpoint.every_steps = 0  # 0: at the end of each epoch (after evaluation) only.

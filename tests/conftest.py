@@ -1,10 +1,22 @@
-"""Suite-wide settings: a persistent XLA compilation cache for this test session, so the
-same small programs compiled by several tests (the loop runs several times) compile once."""
+"""Suite-wide settings.
+
+- One CPU device for the whole test process, set before JAX starts: otherwise the first test
+  that runs the training loop would split the CPU into one device per core
+  (``config.runtime.cpu_devices`` = 0) for every test after it. Multi-device behaviour is
+  tested in subprocesses.
+- A persistent XLA compilation cache for this test session, so the same small programs
+  compiled by several tests (the loop runs several times) compile once.
+"""
 
 from __future__ import annotations
 
+import os
+
 import jax
 import pytest
+
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    jax.config.update("jax_num_cpu_devices", 1)
 
 
 @pytest.fixture(scope="session", autouse=True)

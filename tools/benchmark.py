@@ -5,7 +5,9 @@ For each ``HxW:B`` configuration, on the same machine, in one run:
 - **simulator**: samples/s of the corruption as the train step does it (``corrupt_batch`` in
   ``fresh`` mode + ``network_io``, jit + vmap), and its share of a train step;
 - **train step**: samples/s of ``make_train_step`` (fresh on-device corruption, the seed's masked
-  L1, Adam with the cosine schedule, the seed's plain U-Net) on a device-resident batch;
+  L1, Adam with the cosine schedule, the seed's plain U-Net) on a device-resident batch, on the
+  devices ``kmri-train`` would use (one GPU; on CPU one XLA device per core dividing the batch,
+  ``--cpu-devices``), and then also on one CPU device in the same rounds;
 - **PyTorch reference** (``tools/torch_reference.py``): the same architecture, masked L1 and Adam,
   ``torch.set_num_threads(--torch-threads)``; once on inputs corrupted beforehand (model step
   only) and once corrupting every batch per sample with NumPy first, as the seed's data loader
@@ -159,19 +161,24 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     from kmri_jax.train.corruption import corrupt_batch, network_io
 
     ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
+    # As kmri-train does: on the CPU backend, one XLA device per core (0 = that policy).
+    sharding.configure_cpu_devices(cfg["cpu_devices"], batch_sizes=(b,))
+    devices = jax.device_count() if jax.default_backend() == "cpu" else 1  # one card on GPU
     store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
     it = kdata.train_iterator(store, batch_size=b, seed=0)
     host_batch = next(it)
-    state, _, fn, mesh = train_setup(ny, nx, b, cfg["dtype"])
+    state, _, fn, mesh = train_setup(ny, nx, b, cfg["dtype"], devices=devices)
     state = sharding.replicate(state, mesh)
     dev_batch = sharding.shard_batch(host_batch, mesh)
 
     info: dict[str, Any] = {"device_kind": jax.devices()[0].device_kind,
-                            "backend": jax.default_backend(), "device_count": jax.device_count()}
+                            "backend": jax.default_backend(), "device_count": jax.device_count(),
+                            "step_devices": devices}
     t0 = time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=0).lower(state, dev_batch).compile()
     info["step_compile_s"] = time.perf_counter() - t0
-    info["step_flops"] = cost_flops(compiled)
+    flops = cost_flops(compiled)  # per device for a partitioned program
+    info["step_flops"] = flops * devices if flops is not None else None
     info["step_memory"] = memory_bytes(compiled)
 
     @jax.jit
@@ -211,6 +218,8 @@ def jax_worker(conn: Any, cfg: dict) -> None:
         return time.perf_counter() - t, data_s
 
     def one_round() -> dict[str, float]:
+        if cfg.get("step_only"):
+            return {"step_s": steps(False)[0] / k}
         out = {"sim_s": sim_once()}
         out["step_s"], _ = steps(False)
         out["e2e_s"], out["e2e_data_s"] = steps(True)
@@ -365,24 +374,35 @@ def run_scaling(args: argparse.Namespace, ny: int, nx: int, batch: int, backend_
 def run_config(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     cfg = dict(ny=ny, nx=nx, batch=batch, dtype=args.dtype, warmup=args.warmup,
                steps_per_repeat=args.steps_per_repeat, torch_threads=args.torch_threads,
-               store_dir=str(args.store_root / f"store-{ny}x{nx}"))
+               store_dir=str(args.store_root / f"store-{ny}x{nx}"), cpu_devices=args.cpu_devices)
     ensure_bench_store(Path(cfg["store_dir"]), ny, nx, batch)  # build once, before the workers
     ctx = mp.get_context("spawn")
     targets = [("jax", jax_worker)] + ([] if args.no_torch else [("torch", torch_worker)])
     info: dict[str, Any] = {}
     rounds: dict[str, list[dict]] = {name: [] for name, _ in targets}
 
-    def start(name: str, target: Callable) -> tuple | None:
+    def start(name: str, target: Callable, **extra: Any) -> tuple | None:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=target, args=(child, cfg))
+        proc = ctx.Process(target=target, args=(child, {**cfg, **extra}))
         proc.start()
         reply = parent.recv()
         if "error" in reply:
             print(f"  skipping {name}: {reply['error']}", file=sys.stderr)
             proc.join()
             return None
-        info.update(reply)
+        if name == "jax1":
+            info["single_device"] = reply
+        else:
+            info.update(reply)
         return name, proc, parent
+
+    def single_device_worker() -> list[tuple]:
+        """The same step on one XLA device, when the CPU was split into several."""
+        if info.get("backend") != "cpu" or info.get("step_devices", 1) == 1:
+            return []
+        rounds["jax1"] = []
+        w = start("jax1", jax_worker, cpu_devices=1, step_only=True)
+        return [w] if w else []
 
     def run_rounds(workers: list[tuple]) -> None:
         for r in range(args.repeats):
@@ -401,10 +421,13 @@ def run_config(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
         for name, target in targets:
             w = start(name, target)
             if w:
-                run_rounds([w])
-                stop([w])
+                ws = [w] + (single_device_worker() if name == "jax" else [])
+                for one in ws:
+                    run_rounds([one])
+                    stop([one])
     else:
         workers = [w for w in (start(n, t) for n, t in targets) if w]
+        workers += single_device_worker()
         run_rounds(workers)
         stop(workers)
 
@@ -429,6 +452,7 @@ def derive(args: argparse.Namespace, res: dict, meta: dict | None = None) -> dic
 
     res["samples_per_s"] = {
         "simulator": rate("jax", "sim_s"), "jax_step": rate("jax", "step_s"),
+        "jax_step_1dev": rate("jax1", "step_s"),
         "jax_end_to_end": rate("jax", "e2e_s"), "torch_step": rate("torch", "torch_step_s"),
         "torch_numpy_step": rate("torch", "torch_numpy_s"),
     }
@@ -446,6 +470,8 @@ def derive(args: argparse.Namespace, res: dict, meta: dict | None = None) -> dic
             # Fastest repeat of each: on a shared CPU, the least disturbed one.
             derived["jax_over_torch_best"] = (min(r["torch_step_s"] for r in rounds["torch"])
                                               / min(r["step_s"] for r in rounds["jax"]))
+            if med("jax1", "step_s"):
+                derived["jax_1dev_over_torch"] = med("torch", "torch_step_s") / med("jax1", "step_s")
         flops = info.get("step_flops")
         if flops:
             derived["step_gflop"] = flops / 1e9
@@ -514,6 +540,7 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
     ]
     names = [("simulator", "simulator: jit(vmap(corrupt_batch)) + network_io"),
              ("jax_step", "kmri_jax train step (fresh corruption, masked L1, Adam)"),
+             ("jax_step_1dev", "kmri_jax train step on 1 XLA CPU device"),
              ("torch_step", "PyTorch seed step, inputs corrupted beforehand"),
              ("torch_numpy_step", "PyTorch seed step + per-sample NumPy corruption"),
              ("jax_end_to_end", "kmri_jax end to end: store -> Grain -> shard_batch -> step")]
@@ -523,12 +550,16 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
             s = r["samples_per_s"].get(key)
             if not s:
                 continue
+            n_dev = r["info"].get("step_devices", 1)
+            if key == "jax_step" and r["info"].get("backend") == "cpu" and n_dev > 1:
+                label += f" on {n_dev} XLA CPU devices (kmri-train's default here)"
             med_, mm = fmt_rate(s)
             lines.append(f"| {tag} | {label} | {med_} | {mm} | {1e3 * r['batch'] / s['median']:.0f} |")
     lines += ["", "| size, batch | kmri_jax / PyTorch step (medians) | (fastest repeats) | "
-              "/ PyTorch+NumPy | simulator share of step | input-pipeline overhead | data wait / "
-              "step | GFLOP/step (XLA) | achieved GFLOP/s | MFU |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "1 CPU device / PyTorch | / PyTorch+NumPy | simulator share of step | "
+              "input-pipeline overhead | data wait / step | GFLOP/step (XLA) | achieved GFLOP/s "
+              "| MFU |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         d = r["derived"]
 
@@ -541,7 +572,7 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
         mfu = f"{100 * d['mfu']:.1f}% of {d['peak_tflops']:.0f} TFLOP/s" if "mfu" in d else "- (CPU)"
         lines.append(
             f"| {r['ny']}x{r['nx']}, {r['batch']} | {x('jax_over_torch')} | {x('jax_over_torch_best')} "
-            f"| {x('jax_over_torch_numpy')} "
+            f"| {x('jax_1dev_over_torch')} | {x('jax_over_torch_numpy')} "
             f"| {pct('sim_share_of_step')} | {pct('pipeline_overhead')} | {pct('data_wait_share')} "
             f"| {d.get('step_gflop', float('nan')):.1f} | {d.get('achieved_gflops', float('nan')):.1f} "
             f"| {mfu} |")
@@ -740,6 +771,9 @@ def main() -> None:
                     help="train steps per timed repeat, dispatched back to back as the loop does")
     ap.add_argument("--torch-threads", type=int, default=os.cpu_count())
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--cpu-devices", type=int, default=0,
+                    help="CPU backend: XLA devices for the kmri_jax step (0: kmri-train's default, "
+                         "one per core dividing the batch; the 1-device step is then timed too)")
     ap.add_argument("--sequential", action="store_true",
                     help="run JAX and PyTorch one after the other (less memory) instead of round-robin")
     ap.add_argument("--scaling-devices", type=int, nargs="*", default=[1, 2, 4, 8],

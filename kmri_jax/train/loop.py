@@ -136,9 +136,11 @@ def train_and_evaluate(
     """
     workdir = Path(workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
-    sharding.initialize_distributed()
-    mesh = sharding.make_mesh()
     tc, ec = config.train, config.eval
+    multi_process = sharding.initialize_distributed()
+    sharding.configure_cpu_devices(config.runtime.cpu_devices, multi_process=multi_process,
+                                   batch_sizes=(tc.batch_size, ec.batch_size))
+    mesh = sharding.make_mesh()
     host_batch = sharding.local_batch_size(tc.batch_size, mesh=mesh)
     eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh)
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())

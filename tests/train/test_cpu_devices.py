@@ -1,0 +1,101 @@
+"""Splitting the CPU backend into one XLA device per core (``config.runtime.cpu_devices``).
+
+The device count is fixed when JAX starts, so every case runs in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from kmri_jax.config import ConfigValueError
+from kmri_jax.train.sharding import configure_cpu_devices, cpu_device_count
+
+TESTS = os.path.dirname(os.path.dirname(__file__))  # tests/, where tiny_run.py is
+
+
+def _python(script: str, *args: str, xla_flags: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("batches", [(8,), (8, 32), (32, 32), (4, 8), (6, 9), (12, 18), (7,), (1,)])
+def test_count_is_the_largest_count_dividing_every_batch_within_the_cores(batches):
+    for cpus in range(1, 18):
+        expected = max(n for n in range(1, cpus + 1) if all(b % n == 0 for b in batches))
+        assert cpu_device_count(batch_sizes=batches, cpus=cpus) == expected, (batches, cpus)
+
+
+_CONFIGURE = """
+    import json, os, sys
+    import jax
+    from kmri_jax.train import sharding
+    case = sys.argv[1]
+    if case == "one_core":
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
+    if case == "after_start":
+        jax.devices()
+    requested = {"explicit": 3, "flags": 3, "after_start": 3}.get(case, 0)
+    got = sharding.configure_cpu_devices(requested, batch_sizes=(6, 12),
+                                         multi_process=case == "multi_process")
+    print(json.dumps({"returned": got, "devices": jax.device_count()}))
+"""
+
+
+def test_explicit_count_splits_the_cpu():
+    assert _python(_CONFIGURE, "explicit") == {"returned": 3, "devices": 3}
+
+
+def test_user_flags_and_a_running_backend_are_left_alone():
+    flags = "--xla_force_host_platform_device_count=2"
+    assert _python(_CONFIGURE, "flags", xla_flags=flags) == {"returned": None, "devices": 2}
+    assert _python(_CONFIGURE, "after_start") == {"returned": None, "devices": 1}
+
+
+def test_automatic_count_follows_the_cores_and_skips_multi_process():
+    assert _python(_CONFIGURE, "one_core") == {"returned": None, "devices": 1}
+    assert _python(_CONFIGURE, "multi_process") == {"returned": None, "devices": 1}
+    cores = len(os.sched_getaffinity(0))
+    expected = cpu_device_count(batch_sizes=(6, 12), cpus=cores)
+    out = _python(_CONFIGURE, "auto")
+    assert out == {"returned": expected if expected > 1 else None, "devices": expected}
+
+
+def test_negative_count_is_a_clear_error():
+    with pytest.raises(ConfigValueError, match="config.runtime.cpu_devices"):
+        configure_cpu_devices(-1, batch_sizes=(8,))
+
+
+_LOOP = """
+    import json, sys
+    import jax
+    sys.path.insert(0, sys.argv[1])
+    from tiny_run import tiny_config
+    from kmri_jax.train.loop import train_and_evaluate
+    c = tiny_config()
+    c.runtime.cpu_devices = int(sys.argv[2])
+    losses = []
+    summary = train_and_evaluate(c, sys.argv[3],
+                                 on_step=lambda step, m: losses.append(float(m["loss"])))
+    print(json.dumps({"devices": jax.device_count(), "losses": losses,
+                      "ssim": summary["val_SSIM"], "loss": summary["val_loss"]}))
+"""
+
+
+def test_training_loop_on_two_cpu_devices_equals_one(tmp_path):
+    one = _python(_LOOP, TESTS, "1", str(tmp_path / "one"))
+    two = _python(_LOOP, TESTS, "2", str(tmp_path / "two"))
+    assert (one["devices"], two["devices"]) == (1, 2)
+    assert len(two["losses"]) == len(one["losses"]) == 6
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
+    np.testing.assert_allclose([two["ssim"], two["loss"]], [one["ssim"], one["loss"]], rtol=1e-4)
