@@ -76,6 +76,8 @@ def base_config() -> ml_collections.ConfigDict:
     # CPU backend only: XLA devices to split the cores into (0 = one per core, dividing both
     # batch sizes; 1 = a single device). Several keep both cores busy: 1.4x on 2 cores.
     c.runtime.cpu_devices = 0
+    # Persistent XLA compilation cache: a resumed/requeued run skips compiling ("" = off).
+    c.runtime.compilation_cache = "~/.cache/kmri_jax/xla"
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 3

@@ -20,4 +20,5 @@ def tiny_config():
     c.eval.combinations = "0,80"
     c.eval.num_images = 2
     c.checkpoint.async_save = False
+    c.runtime.compilation_cache = ""  # Tests never write to ~/.cache.
     return c

@@ -157,12 +157,12 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     import numpy as np
 
     from kmri_jax import data as kdata
-    from kmri_jax.train import sharding
+    from kmri_jax.train import runtime, sharding
     from kmri_jax.train.corruption import corrupt_batch, network_io
 
     ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
     # As kmri-train does: on the CPU backend, one XLA device per core (0 = that policy).
-    sharding.configure_cpu_devices(cfg["cpu_devices"], batch_sizes=(b,))
+    runtime.configure_cpu_devices(cfg["cpu_devices"], batch_sizes=(b,))
     devices = jax.device_count() if jax.default_backend() == "cpu" else 1  # one card on GPU
     store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
     it = kdata.train_iterator(store, batch_size=b, seed=0)

@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from kmri_jax import data as kdata
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train import evaluation, losses, monitoring, sharding
+from kmri_jax.train import evaluation, losses, monitoring, runtime, sharding
 from kmri_jax.train.checkpointing import Checkpointer, abstract_like
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
@@ -138,8 +138,9 @@ def train_and_evaluate(
     workdir.mkdir(parents=True, exist_ok=True)
     tc, ec = config.train, config.eval
     multi_process = sharding.initialize_distributed()
-    sharding.configure_cpu_devices(config.runtime.cpu_devices, multi_process=multi_process,
-                                   batch_sizes=(tc.batch_size, ec.batch_size))
+    runtime.configure_cpu_devices(config.runtime.cpu_devices, multi_process=multi_process,
+                                  batch_sizes=(tc.batch_size, ec.batch_size))
+    runtime.enable_compilation_cache(config.runtime.compilation_cache)
     mesh = sharding.make_mesh()
     host_batch = sharding.local_batch_size(tc.batch_size, mesh=mesh)
     eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh)

@@ -8,22 +8,17 @@ seeing all its GPUs; :func:`initialize_distributed` joins the processes first). 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from kmri_jax.config import ConfigValueError
-
 __all__ = [
     "DATA_AXIS",
     "batch_sharding",
-    "configure_cpu_devices",
-    "cpu_device_count",
     "initialize_distributed",
     "local_batch_size",
     "make_mesh",
@@ -102,64 +97,6 @@ def _node_gpu_ids() -> list[int] | None:
     if count.isdigit() and int(count) > 0:
         return list(range(int(count)))
     return None
-
-
-def cpu_device_count(*, batch_sizes: Sequence[int], cpus: int | None = None) -> int:
-    """How many XLA devices to split the CPU into: one per core, dividing every batch.
-
-    The largest divisor of ``gcd(batch_sizes)`` that is at most ``cpus`` (default: the cores
-    this process may run on). On a 2-core CPU with batch 8 that is 2: the train step then
-    runs as two half-batch programs side by side, which keeps both cores busy (XLA:CPU runs
-    the many small BatchNorm/ReLU/transpose fusions of one program on one thread at a time).
-    """
-    if cpus is None:  # The cores this process may use (SLURM/taskset), else all of them.
-        has_affinity = hasattr(os, "sched_getaffinity")
-        cpus = len(os.sched_getaffinity(0)) if has_affinity else (os.cpu_count() or 1)
-    common = math.gcd(*(int(b) for b in batch_sizes))
-    return max(n for n in range(1, max(1, min(cpus, common)) + 1) if common % n == 0)
-
-
-def configure_cpu_devices(
-    requested: int, *, batch_sizes: Sequence[int], multi_process: bool = False
-) -> int | None:
-    """Splits the CPU backend into several XLA devices; call before anything runs on JAX.
-
-    Only the CPU backend is affected: on a GPU machine the mesh still spans the GPUs.
-    Nothing is changed when the user already chose (``--xla_force_host_platform_device_count``
-    in ``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES`` or ``jax_num_cpu_devices`` set in code) or when
-    JAX's backends are already running (e.g. inside a test session).
-
-    Args:
-      requested: ``config.runtime.cpu_devices``: 0 = automatic (:func:`cpu_device_count`,
-        single-process runs only), N >= 1 = exactly N.
-      batch_sizes: the global batch sizes the mesh must divide (train and eval).
-      multi_process: this run spans several processes (automatic mode leaves it at 1 device).
-
-    Returns:
-      The CPU device count set, or None when it was left as it was.
-    """
-    if requested < 0:
-        raise ConfigValueError(
-            f"config.runtime.cpu_devices must be >= 0 (0 = automatic, 1 = one device); "
-            f"got {requested}"
-        )
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return None
-    if jax.config.jax_num_cpu_devices != -1:  # Set by JAX_NUM_CPU_DEVICES or in code.
-        return None
-    if requested == 0 and multi_process:
-        return None
-    count = requested or cpu_device_count(batch_sizes=batch_sizes)
-    if count == 1 and not requested:
-        return None
-    try:
-        jax.config.update("jax_num_cpu_devices", count)
-    except RuntimeError:  # Backends already initialised: their devices stay as they are.
-        log.info("JAX already running: CPU device count left at its current value")
-        return None
-    log.info("CPU backend split into %d XLA devices%s (--config.runtime.cpu_devices=1: one)",
-             count, "" if requested else ", one per core dividing the batch sizes")
-    return count
 
 
 def make_mesh(*, axis_type: Literal["auto", "explicit"] = "auto") -> Mesh:

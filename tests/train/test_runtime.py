@@ -1,6 +1,6 @@
-"""Splitting the CPU backend into one XLA device per core (``config.runtime.cpu_devices``).
+"""``config.runtime``: one XLA device per CPU core, and the persistent compilation cache.
 
-The device count is fixed when JAX starts, so every case runs in a fresh subprocess.
+Both are process-wide and fixed when JAX starts, so the cases run in fresh subprocesses.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train.sharding import configure_cpu_devices, cpu_device_count
+from kmri_jax.train.runtime import configure_cpu_devices, cpu_device_count
 
 TESTS = os.path.dirname(os.path.dirname(__file__))  # tests/, where tiny_run.py is
 
 
-def _python(script: str, *args: str, xla_flags: str = "") -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags)
+def _python(script: str, *args: str, xla_flags: str = "", **env_vars: str) -> dict:
+    drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags, **env_vars)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -39,14 +40,14 @@ def test_count_is_the_largest_count_dividing_every_batch_within_the_cores(batche
 _CONFIGURE = """
     import json, os, sys
     import jax
-    from kmri_jax.train import sharding
+    from kmri_jax.train import runtime
     case = sys.argv[1]
     if case == "one_core":
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
     if case == "after_start":
         jax.devices()
     requested = {"explicit": 3, "flags": 3, "after_start": 3}.get(case, 0)
-    got = sharding.configure_cpu_devices(requested, batch_sizes=(6, 12),
+    got = runtime.configure_cpu_devices(requested, batch_sizes=(6, 12),
                                          multi_process=case == "multi_process")
     print(json.dumps({"returned": got, "devices": jax.device_count()}))
 """
@@ -84,6 +85,7 @@ _LOOP = """
     from kmri_jax.train.loop import train_and_evaluate
     c = tiny_config()
     c.runtime.cpu_devices = int(sys.argv[2])
+    c.runtime.compilation_cache = sys.argv[4] if len(sys.argv) > 4 else ""
     losses = []
     summary = train_and_evaluate(c, sys.argv[3],
                                  on_step=lambda step, m: losses.append(float(m["loss"])))
@@ -99,3 +101,43 @@ def test_training_loop_on_two_cpu_devices_equals_one(tmp_path):
     assert len(two["losses"]) == len(one["losses"]) == 6
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     np.testing.assert_allclose([two["ssim"], two["loss"]], [one["ssim"], one["loss"]], rtol=1e-4)
+
+
+def _cache_entries(path) -> set[str]:
+    return {p.name for p in path.iterdir()} if path.exists() else set()
+
+
+def test_second_run_loads_every_program_from_the_compilation_cache(tmp_path):
+    cache = tmp_path / "xla-cache"
+    every_program = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    first = _python(_LOOP, TESTS, "1", str(tmp_path / "a"), str(cache), **every_program)
+    written = _cache_entries(cache)
+    assert len(written) >= 2  # At least the train and eval steps.
+    second = _python(_LOOP, TESTS, "1", str(tmp_path / "b"), str(cache), **every_program)
+    assert _cache_entries(cache) == written  # Nothing compiled anew.
+    np.testing.assert_allclose(second["losses"], first["losses"], rtol=1e-6)
+
+
+_CACHE = """
+    import json, os, sys
+    import jax
+    from kmri_jax.config import ConfigValueError
+    from kmri_jax.train import runtime
+    try:
+        got = runtime.enable_compilation_cache(sys.argv[1])
+    except ConfigValueError as e:
+        got = "error: " + str(e)
+    print(json.dumps({"returned": None if got is None else str(got),
+                      "dir": jax.config.jax_compilation_cache_dir}))
+"""
+
+
+def test_compilation_cache_off_user_choice_kept_and_bad_folder(tmp_path):
+    assert _python(_CACHE, "") == {"returned": None, "dir": None}
+    mine = str(tmp_path / "mine")
+    kept = _python(_CACHE, str(tmp_path / "ours"), JAX_COMPILATION_CACHE_DIR=mine)
+    assert kept == {"returned": None, "dir": mine}
+    (tmp_path / "file").write_text("")
+    bad = _python(_CACHE, str(tmp_path / "file" / "cache"))
+    assert bad["returned"].startswith("error: config.runtime.compilation_cache")
+    assert "--config.runtime.compilation_cache=''" in bad["returned"] and bad["dir"] is None

@@ -1,0 +1,107 @@
+"""Process-wide JAX settings from ``config.runtime``; applied before anything runs on JAX.
+
+- :func:`configure_cpu_devices`: on the CPU backend, one XLA device per core, so the
+  data-parallel step keeps every core busy (GPU runs are unaffected).
+- :func:`enable_compilation_cache`: a persistent XLA compilation cache, so a resumed or
+  requeued run, or a second run of the same config, does not compile its steps again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+
+from kmri_jax.config import ConfigValueError
+
+__all__ = ["configure_cpu_devices", "cpu_device_count", "enable_compilation_cache"]
+
+log = logging.getLogger(__name__)
+
+
+def cpu_device_count(*, batch_sizes: Sequence[int], cpus: int | None = None) -> int:
+    """How many XLA devices to split the CPU into: one per core, dividing every batch.
+
+    The largest divisor of ``gcd(batch_sizes)`` that is at most ``cpus`` (default: the cores
+    this process may run on). On a 2-core CPU with batch 8 that is 2: the train step then
+    runs as two half-batch programs side by side, which keeps both cores busy (XLA:CPU runs
+    the many small BatchNorm/ReLU/transpose fusions of one program on one thread at a time).
+    """
+    if cpus is None:  # The cores this process may use (SLURM/taskset), else all of them.
+        has_affinity = hasattr(os, "sched_getaffinity")
+        cpus = len(os.sched_getaffinity(0)) if has_affinity else (os.cpu_count() or 1)
+    common = math.gcd(*(int(b) for b in batch_sizes))
+    return max(n for n in range(1, max(1, min(cpus, common)) + 1) if common % n == 0)
+
+
+def configure_cpu_devices(
+    requested: int, *, batch_sizes: Sequence[int], multi_process: bool = False
+) -> int | None:
+    """Splits the CPU backend into several XLA devices; call before anything runs on JAX.
+
+    Only the CPU backend is affected: on a GPU machine the mesh still spans the GPUs.
+    Nothing is changed when the user already chose (``--xla_force_host_platform_device_count``
+    in ``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES`` or ``jax_num_cpu_devices`` set in code) or when
+    JAX's backends are already running (e.g. inside a test session).
+
+    Args:
+      requested: ``config.runtime.cpu_devices``: 0 = automatic (:func:`cpu_device_count`,
+        single-process runs only), N >= 1 = exactly N.
+      batch_sizes: the global batch sizes the mesh must divide (train and eval).
+      multi_process: this run spans several processes (automatic mode leaves it at 1 device).
+
+    Returns:
+      The CPU device count set, or None when it was left as it was.
+    """
+    if requested < 0:
+        raise ConfigValueError(
+            f"config.runtime.cpu_devices must be >= 0 (0 = automatic, 1 = one device); "
+            f"got {requested}"
+        )
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    if jax.config.jax_num_cpu_devices != -1:  # Set by JAX_NUM_CPU_DEVICES or in code.
+        return None
+    if requested == 0 and multi_process:
+        return None
+    count = requested or cpu_device_count(batch_sizes=batch_sizes)
+    if count == 1 and not requested:
+        return None
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:  # Backends already initialised: their devices stay as they are.
+        log.info("JAX already running: CPU device count left at its current value")
+        return None
+    log.info("CPU backend split into %d XLA devices%s (--config.runtime.cpu_devices=1: one)",
+             count, "" if requested else ", one per core dividing the batch sizes")
+    return count
+
+
+def enable_compilation_cache(directory: str) -> Path | None:
+    """Turns on JAX's persistent compilation cache in ``directory`` (``~`` is expanded).
+
+    Programs that take at least ``jax_persistent_cache_min_compile_time_secs`` (1 s by
+    default) to compile are stored there and loaded on the next run with the same program,
+    JAX version and devices. Nothing is changed for ``""`` (off) or when a cache directory
+    is already set (``JAX_COMPILATION_CACHE_DIR`` or in code).
+
+    Returns:
+      The cache directory now in use, or None when this call changed nothing.
+    """
+    if not directory or jax.config.jax_compilation_cache_dir:
+        return None
+    path = Path(directory).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigValueError(
+            f"config.runtime.compilation_cache: cannot create {os.fspath(path)!r} ({e}); "
+            "pass a writable folder, or --config.runtime.compilation_cache='' to turn it off"
+        ) from None
+    jax.config.update("jax_compilation_cache_dir", os.fspath(path))
+    log.info("XLA compilation cache: %s", path)
+    return path
