@@ -19,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import configure_logging, run_command
+from kmri_jax.cli.common import configure_logging, run_command, use_compilation_cache
 
 PROG = "kmri-infer"
 
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> None:
         from kmri_jax.tasks import infer, simulate
+
+        use_compilation_cache()
 
         result = infer.infer(
             args.checkpoint, args.output, input_path=args.input, kspace_path=args.kspace,

@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import configure_logging, run_command
+from kmri_jax.cli.common import configure_logging, run_command, use_compilation_cache
 
 PROG = "kmri-simulate"
 
@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> None:
         from kmri_jax.tasks import simulate
+
+        use_compilation_cache()
 
         params = simulate.SimParams(args.amplitude, args.rate, args.acceleration, args.snr)
         done = simulate.simulate(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import nibabel as nib
@@ -105,3 +108,22 @@ def test_bad_input_one_message_no_output(tmp_path, volume_file, case, capsys):
     err = cap.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kmri-simulate: error:") and expect in err[0], err
     assert listing(out_dir) == []
+
+
+def test_second_run_compiles_nothing_new(tmp_path, volume_file):
+    """The commands share training's persistent XLA cache (under ~/.cache by default)."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env.update(HOME=str(home), JAX_PLATFORMS="cpu", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    cache = home / ".cache" / "kmri_jax" / "xla"
+    entries = []
+    for run in ("a", "b"):
+        done = subprocess.run(
+            [sys.executable, "-m", "kmri_jax.cli.simulate", "--input", str(volume_file),
+             "--output", str(tmp_path / f"{run}.nii.gz"), "-A", "4", "-f", "15", "-R", "2",
+             "--snr", "20"], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert entries[0] and entries[1] == entries[0]
+    np.testing.assert_array_equal(nib.load(tmp_path / "b.nii.gz").get_fdata(),
+                                  nib.load(tmp_path / "a.nii.gz").get_fdata())
