@@ -217,8 +217,9 @@ def train_and_evaluate(
     if start_step == 0:
         monitor.text("config", "```\n" + str(config) + "\n```")
     log.info(
-        "training: %d steps (%d per epoch, global batch %d on %d devices), eval on %d records",
-        total_steps, steps_per_epoch, tc.batch_size, mesh.size, eval_batches().n_records,
+        "training: %d steps (%d per epoch, global batch %d on %d %s device%s), eval on %d records",
+        total_steps, steps_per_epoch, tc.batch_size, mesh.size, jax.default_backend().upper(),
+        "" if mesh.size == 1 else "s", eval_batches().n_records,
     )
 
     def save(step: int, epoch: int, summary: dict[str, float] | None = None) -> None:
