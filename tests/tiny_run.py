@@ -1,9 +1,18 @@
 """The tiny training configuration the loop, data-parallel and task tests share:
-phantom data at 32x48, a 4-channel U-Net, batch 4, a few steps."""
+phantom data at 32x48, a 4-channel U-Net, batch 4, a few steps; and a way to run the loop on
+it in a fresh process (device counts and jax.distributed are fixed when JAX starts)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 from kmri_jax.config import base_config
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def tiny_config():
@@ -22,3 +31,47 @@ def tiny_config():
     c.checkpoint.async_save = False
     c.runtime.compilation_cache = ""  # Tests never write to ~/.cache.
     return c
+
+
+_RUN_LOOP = textwrap.dedent("""
+    import json, sys
+    import jax
+    sys.path.insert(0, sys.argv[1])
+    from tiny_run import tiny_config
+    from kmri_jax.train.loop import train_and_evaluate
+    c = tiny_config()
+    c.runtime.cpu_devices = int(sys.argv[3])
+    c.train.max_steps = int(sys.argv[4])
+    c.runtime.compilation_cache = sys.argv[5]
+    losses = []
+    summary = train_and_evaluate(c, sys.argv[2],
+                                 on_step=lambda step, m: losses.append(float(m["loss"])))
+    print(json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
+                      "devices": jax.device_count(), "losses": losses,
+                      "ssim": summary["val_SSIM"], "loss": summary["val_loss"]}))
+""")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without device-count, cache and SLURM settings, CPU only, plus extra."""
+    drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR", "KMRI_DISTRIBUTED")
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SLURM_")}
+    env.update(JAX_PLATFORMS="cpu", **extra)
+    return env
+
+
+def loop_command(workdir, *, cpu_devices: int, max_steps: int = 6, cache: str = "") -> list[str]:
+    """The command that trains tiny_config() into ``workdir`` and prints one JSON line
+    (process, processes, devices, losses per step, final ssim and loss)."""
+    return [sys.executable, "-c", _RUN_LOOP, TESTS, str(workdir), str(cpu_devices),
+            str(max_steps), cache]
+
+
+def run_loop(workdir, *, cpu_devices: int, max_steps: int = 6, cache: str = "",
+             **env: str) -> dict:
+    """Runs :func:`loop_command` in a fresh process and returns its JSON line."""
+    done = subprocess.run(loop_command(workdir, cpu_devices=cpu_devices, max_steps=max_steps,
+                                       cache=cache), env=clean_env(**env),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -9,10 +9,12 @@ one record per row with ``combination = -1``.
 Training order. Epoch ``e`` visits the records in the order
 ``numpy.random.default_rng([seed, e]).permutation(n_records)``. Global step ``j`` of epoch ``e``
 (``j = e * steps_per_epoch + b``) covers the permuted positions ``[b * G, (b + 1) * G)`` with
-``G = batch_size * shard_count``; host ``shard_index`` takes the positions
-``b * G + shard_index + shard_count * i`` (``i < batch_size``). So the union of the hosts'
-batches at a step is the same global batch for any ``shard_count`` with the same ``G``, each
-record is read by exactly one host, and ``steps_per_epoch = n_records // G`` (the remainder of an
+``G = batch_size * shard_count``; host ``shard_index`` takes the contiguous block of positions
+``b * G + shard_index * batch_size + i`` (``i < batch_size``). So the hosts' batches at a step,
+concatenated in host order (as ``jax.make_array_from_process_local_data`` places them on a
+process-ordered mesh), are exactly the single-host global batch for any ``shard_count`` with
+the same ``G``: the same samples in the same order, hence the same per-sample corruption keys.
+Each record is read by exactly one host, and ``steps_per_epoch = n_records // G`` (the remainder of an
 epoch, different records each epoch, is dropped). Each element of the Grain dataset is a whole
 batch, read from the store by one pass over the memory map; Grain supplies the thread
 prefetching, the worker processes (batches come back through shared memory) and the iterator
@@ -97,9 +99,7 @@ class _TrainStep:
 
     def positions(self, step: int) -> tuple[int, np.ndarray]:
         epoch, b = divmod(int(step), self.steps_per_epoch)
-        pos = b * self.global_batch + self.shard_index + self.shard_count * np.arange(
-            self.batch_size)
-        return epoch, pos
+        return epoch, _host_block(b, self.batch_size, self.shard_index, self.shard_count)
 
     def records(self, step: int) -> np.ndarray:
         epoch, pos = self.positions(step)
@@ -107,6 +107,12 @@ class _TrainStep:
 
     def __call__(self, step: int) -> Batch:
         return self.reader.read(self.records(step), np.ones(self.batch_size, np.float32))
+
+
+def _host_block(batch: int, batch_size: int, shard_index: int, shard_count: int) -> np.ndarray:
+    """Positions of host ``shard_index``'s share of global batch ``batch``, ``[batch_size]``."""
+    start = (batch * shard_count + shard_index) * batch_size
+    return start + np.arange(batch_size)
 
 
 def _check_shard(shard_index: int, shard_count: int, batch_size: int) -> None:
@@ -207,7 +213,7 @@ class EvalBatches:
     (``None``: one record with ``combination = -1``). The record sequence is padded to a
     multiple of ``G = batch_size * shard_count`` by repeating the last record with weight 0
     (a real slice, so per-sample metrics stay finite; multiply them by ``weight``). Host
-    ``shard_index`` takes positions ``b * G + shard_index + shard_count * i`` of batch ``b``.
+    ``shard_index`` takes positions ``b * G + shard_index * batch_size + i`` of batch ``b``.
     """
 
     def __init__(self, store: SliceSource | str | os.PathLike[str], *, split: str = "val",
@@ -229,7 +235,7 @@ class EvalBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         for b in range(len(self)):
-            pos = b * self._g + self.shard_index + self.shard_count * np.arange(self.batch_size)
+            pos = _host_block(b, self.batch_size, self.shard_index, self.shard_count)
             weight = (pos < self.n_records).astype(np.float32)
             yield self._reader.read(np.minimum(pos, self.n_records - 1), weight)
 

@@ -100,8 +100,10 @@ def test_sharding_covers_every_sample_once(module_store, shard_count):
                                  shard_index=h, shard_count=shard_count), len(single))
              for h in range(shard_count)]
     for step, ref in enumerate(single):
-        union = [k for h in range(shard_count) for k in keys_of(hosts[h][step])]
-        assert sorted(union) == sorted(keys_of(ref))             # same global batch
+        joined = [k for h in range(shard_count) for k in keys_of(hosts[h][step])]
+        assert joined == keys_of(ref)  # Host batches in host order = the global batch, in order.
+        np.testing.assert_array_equal(
+            np.concatenate([hosts[h][step]["image"] for h in range(shard_count)]), ref["image"])
     per_epoch = collections.Counter(k for h in hosts for b in h[:len(single) // 2]
                                     for k in keys_of(b))
     assert len(per_epoch) == len(s.indices("train")) and set(per_epoch.values()) == {1}
@@ -133,6 +135,12 @@ def test_eval_in_order_padded_with_weight_zero(module_store):
     # Two hosts: the union of their real samples is every record once.
     hosts = [list(eval_batches(s, split="val", batch_size=3, combinations=[0, 1], shard_index=h,
                                shard_count=2)) for h in (0, 1)]
+    single = list(eval_batches(s, split="val", batch_size=6, combinations=[0, 1]))
+    assert len(hosts[0]) == len(hosts[1]) == len(single)
+    for b, ref in enumerate(single):  # Host batches in host order = the global batch, in order.
+        for field in ("volume", "slice", "combination", "weight"):
+            np.testing.assert_array_equal(
+                np.concatenate([hosts[0][b][field], hosts[1][b][field]]), ref[field])
     union = [k for h in hosts for b in h for k, wt in zip(keys_of(b), b["weight"]) if wt == 1]
     want01 = [(int(s.index["volume"][r]), int(s.index["slice"][r]), c) for r in rows
               for c in (0, 1)]

@@ -1,10 +1,11 @@
-"""Fixtures of the training tests: the tiny config (tests/tiny_run.py) and one prepared store."""
+"""Fixtures of the training tests: the tiny config (tests/tiny_run.py), one prepared store, and
+the tiny loop run in fresh processes on one and two CPU devices."""
 
 from __future__ import annotations
 
 import pytest
 
-from tiny_run import tiny_config
+from tiny_run import run_loop, tiny_config
 
 
 @pytest.fixture
@@ -21,3 +22,17 @@ def shared_store(tmp_path_factory):
     c = tiny_config()
     prepare_data(c, workdir)
     return workdir / "store"
+
+
+@pytest.fixture(scope="session")
+def loop_runs(tmp_path_factory):
+    """The tiny loop run in fresh processes on one and on two CPU devices, 6 steps each,
+    compiling into one shared persistent cache (every program cached)."""
+    tmp = tmp_path_factory.mktemp("loop-runs")
+    cache = str(tmp / "xla-cache")
+    every = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    one = run_loop(tmp / "one", cpu_devices=1, cache=cache, **every)
+    entries_after_one = sorted(p.name for p in (tmp / "xla-cache").iterdir())
+    two = run_loop(tmp / "two", cpu_devices=2, cache=cache, **every)
+    return {"one": one, "two": two, "cache": cache, "entries_after_one": entries_after_one,
+            "tmp": tmp}

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +18,12 @@ import pytest
 from kmri_jax.config import ConfigValueError
 from kmri_jax.train.runtime import configure_cpu_devices, cpu_device_count
 
-TESTS = os.path.dirname(os.path.dirname(__file__))  # tests/, where tiny_run.py is
+from tiny_run import clean_env, run_loop
+
 
 
 def _python(script: str, *args: str, xla_flags: str = "", **env_vars: str) -> dict:
-    drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags, **env_vars)
+    env = clean_env(XLA_FLAGS=xla_flags, **env_vars)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -77,45 +77,22 @@ def test_negative_count_is_a_clear_error():
         configure_cpu_devices(-1, batch_sizes=(8,))
 
 
-_LOOP = """
-    import json, sys
-    import jax
-    sys.path.insert(0, sys.argv[1])
-    from tiny_run import tiny_config
-    from kmri_jax.train.loop import train_and_evaluate
-    c = tiny_config()
-    c.runtime.cpu_devices = int(sys.argv[2])
-    c.runtime.compilation_cache = sys.argv[4] if len(sys.argv) > 4 else ""
-    losses = []
-    summary = train_and_evaluate(c, sys.argv[3],
-                                 on_step=lambda step, m: losses.append(float(m["loss"])))
-    print(json.dumps({"devices": jax.device_count(), "losses": losses,
-                      "ssim": summary["val_SSIM"], "loss": summary["val_loss"]}))
-"""
-
-
-def test_training_loop_on_two_cpu_devices_equals_one(tmp_path):
-    one = _python(_LOOP, TESTS, "1", str(tmp_path / "one"))
-    two = _python(_LOOP, TESTS, "2", str(tmp_path / "two"))
+def test_training_loop_on_two_cpu_devices_equals_one(loop_runs):
+    one, two = loop_runs["one"], loop_runs["two"]
     assert (one["devices"], two["devices"]) == (1, 2)
     assert len(two["losses"]) == len(one["losses"]) == 6
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     np.testing.assert_allclose([two["ssim"], two["loss"]], [one["ssim"], one["loss"]], rtol=1e-4)
 
 
-def _cache_entries(path) -> set[str]:
-    return {p.name for p in path.iterdir()} if path.exists() else set()
-
-
-def test_second_run_loads_every_program_from_the_compilation_cache(tmp_path):
-    cache = tmp_path / "xla-cache"
-    every_program = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    first = _python(_LOOP, TESTS, "1", str(tmp_path / "a"), str(cache), **every_program)
-    written = _cache_entries(cache)
-    assert len(written) >= 2  # At least the train and eval steps.
-    second = _python(_LOOP, TESTS, "1", str(tmp_path / "b"), str(cache), **every_program)
-    assert _cache_entries(cache) == written  # Nothing compiled anew.
-    np.testing.assert_allclose(second["losses"], first["losses"], rtol=1e-6)
+def test_second_run_loads_every_program_from_the_compilation_cache(loop_runs):
+    cache = Path(loop_runs["cache"])
+    assert len(loop_runs["entries_after_one"]) >= 2  # At least the train and eval steps.
+    before = sorted(p.name for p in cache.iterdir())
+    again = run_loop(loop_runs["tmp"] / "again", cpu_devices=1, cache=str(cache),
+                     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    assert sorted(p.name for p in cache.iterdir()) == before  # Nothing compiled anew.
+    np.testing.assert_allclose(again["losses"], loop_runs["one"]["losses"], rtol=1e-6)
 
 
 _CACHE = """
