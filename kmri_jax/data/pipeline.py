@@ -14,11 +14,11 @@ Training order. Epoch ``e`` visits the records in the order
 concatenated in host order (as ``jax.make_array_from_process_local_data`` places them on a
 process-ordered mesh), are exactly the single-host global batch for any ``shard_count`` with
 the same ``G``: the same samples in the same order, hence the same per-sample corruption keys.
-Each record is read by exactly one host, and ``steps_per_epoch = n_records // G`` (the remainder of an
-epoch, different records each epoch, is dropped). Each element of the Grain dataset is a whole
-batch, read from the store by one pass over the memory map; Grain supplies the thread
-prefetching, the worker processes (batches come back through shared memory) and the iterator
-state (``get_state``/``set_state`` resume exactly at the next step).
+Each record is read by exactly one host, and ``steps_per_epoch = n_records // G`` (the
+remainder of an epoch, different records each epoch, is dropped). Each element of the Grain
+dataset is a whole batch, read from the store by one pass over the memory map; Grain supplies
+the thread prefetching, the worker processes (batches come back through shared memory) and
+the iterator state (``get_state``/``set_state`` resume exactly at the next step).
 """
 
 from __future__ import annotations
