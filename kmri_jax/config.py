@@ -78,6 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.runtime.cpu_devices = 0
     # Persistent XLA compilation cache: a resumed/requeued run skips compiling ("" = off).
     c.runtime.compilation_cache = "~/.cache/kmri_jax/xla"
+    # JAX profiler trace of steps profile_start_step+1 .. +profile_steps of this run (counted
+    # from where it started or resumed) into <workdir>/tensorboard (Profile tab); 0 = off.
+    c.runtime.profile_steps = 0
+    c.runtime.profile_start_step = 10
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.max_to_keep = 3

@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from kmri_jax import data as kdata
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train import evaluation, losses, monitoring, runtime, sharding
+from kmri_jax.train import evaluation, losses, monitoring, profiling, runtime, sharding
 from kmri_jax.train.checkpointing import Checkpointer, abstract_like
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
@@ -231,11 +231,15 @@ def train_and_evaluate(
     loss_sum, loss_count = jnp.zeros(()), 0
     epoch_start = time.perf_counter()
     step = start_step
-    with ckpt, monitor, PreemptionGuard() as guard:
+    trace = profiling.StepTrace(workdir / "tensorboard", start_step=start_step,
+                                skip=config.runtime.profile_start_step,
+                                steps=config.runtime.profile_steps)
+    with ckpt, monitor, PreemptionGuard() as guard, trace:
         while step < total_steps:
             batch = sharding.shard_batch(next(train_iter), mesh)
             state, metrics = train_step(state, batch)
             step += 1
+            trace.after_step(step, metrics)
             loss_sum, loss_count = loss_sum + metrics["loss"], loss_count + 1
             if on_step is not None:
                 on_step(step, metrics)

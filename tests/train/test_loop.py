@@ -97,3 +97,22 @@ def test_resuming_with_another_residual_setting_is_refused(config, shared_store,
     config.model.residual = not config.model.residual
     with pytest.raises(ConfigValueError, match="model.residual"):
         train_and_evaluate(config, tmp_path)
+
+
+def test_profile_trace_of_the_chosen_steps(config, shared_store, tmp_path):
+    import jax
+
+    config.data.store = str(shared_store)
+    config.train.max_steps = 4
+    config.runtime.profile_start_step, config.runtime.profile_steps = 1, 2
+    train_and_evaluate(config, tmp_path / "traced")
+    files = list((tmp_path / "traced" / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(files) == 1
+    trace = jax.profiler.ProfileData.from_file(str(files[0]))
+    events = [(line.name, ev.name) for plane in trace.planes for line in plane.lines
+              for ev in line.events]
+    assert any(name == "PjitFunction(train_step)" for _, name in events)  # The step's calls...
+    assert any(line.startswith("tf_XLAEigen") for line, _ in events)  # ...and its XLA work.
+    config.runtime.profile_steps = 0  # The default: no trace.
+    train_and_evaluate(config, tmp_path / "plain")
+    assert not (tmp_path / "plain" / "tensorboard" / "plugins").exists()
