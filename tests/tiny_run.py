@@ -56,7 +56,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This environment without device-count, cache and SLURM settings, CPU only, plus extra."""
     drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR", "KMRI_DISTRIBUTED")
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SLURM_")}
-    env.update(JAX_PLATFORMS="cpu", **extra)
+    env["JAX_PLATFORMS"] = "cpu"
+    env.update(extra)
     return env
 
 

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 import math
 import os
+import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,19 +41,36 @@ def cpu_device_count(*, batch_sizes: Sequence[int], cpus: int | None = None) -> 
     return max(n for n in range(1, max(1, min(cpus, common)) + 1) if common % n == 0)
 
 
+def _cpu_is_the_backend() -> bool:
+    """Whether JAX will run on the CPU: ``JAX_PLATFORMS`` says so, or no accelerator plugin
+    (CUDA, ROCm, TPU) is installed. Decided without starting JAX."""
+    platforms = (jax.config.jax_platforms or "").strip()
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    if importlib.metadata.entry_points(group="jax_plugins"):
+        return False
+    try:
+        plugins = importlib.util.find_spec("jax_plugins")
+    except (ImportError, ValueError):
+        plugins = None
+    return plugins is None or not any(pkgutil.iter_modules(plugins.submodule_search_locations))
+
+
 def configure_cpu_devices(
     requested: int, *, batch_sizes: Sequence[int], multi_process: bool = False
 ) -> int | None:
     """Splits the CPU backend into several XLA devices; call before anything runs on JAX.
 
-    Only the CPU backend is affected: on a GPU machine the mesh still spans the GPUs.
+    Only the CPU backend is affected, and automatic mode acts only where JAX will run on
+    the CPU (``JAX_PLATFORMS=cpu``, or no accelerator plugin installed): a GPU install keeps
+    JAX's defaults.
     Nothing is changed when the user already chose (``--xla_force_host_platform_device_count``
     in ``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES`` or ``jax_num_cpu_devices`` set in code) or when
     JAX's backends are already running (e.g. inside a test session).
 
     Args:
       requested: ``config.runtime.cpu_devices``: 0 = automatic (:func:`cpu_device_count`,
-        single-process runs only), N >= 1 = exactly N.
+        single-process CPU runs only), N >= 1 = exactly N.
       batch_sizes: the global batch sizes the mesh must divide (train and eval).
       multi_process: this run spans several processes (automatic mode leaves it at 1 device).
 
@@ -66,7 +86,7 @@ def configure_cpu_devices(
         return None
     if jax.config.jax_num_cpu_devices != -1:  # Set by JAX_NUM_CPU_DEVICES or in code.
         return None
-    if requested == 0 and multi_process:
+    if requested == 0 and (multi_process or not _cpu_is_the_backend()):
         return None
     count = requested or cpu_device_count(batch_sizes=batch_sizes)
     if count == 1 and not requested:

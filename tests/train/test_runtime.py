@@ -49,7 +49,8 @@ _CONFIGURE = """
     requested = {"explicit": 3, "flags": 3, "after_start": 3}.get(case, 0)
     got = runtime.configure_cpu_devices(requested, batch_sizes=(6, 12),
                                          multi_process=case == "multi_process")
-    print(json.dumps({"returned": got, "devices": jax.device_count()}))
+    devices = None if case == "gpu" else jax.device_count()  # No GPU here to start.
+    print(json.dumps({"returned": got, "devices": devices}))
 """
 
 
@@ -66,6 +67,9 @@ def test_user_flags_and_a_running_backend_are_left_alone():
 def test_automatic_count_follows_the_cores_and_skips_multi_process():
     assert _python(_CONFIGURE, "one_core") == {"returned": None, "devices": 1}
     assert _python(_CONFIGURE, "multi_process") == {"returned": None, "devices": 1}
+    # A GPU run (JAX_PLATFORMS names an accelerator first): JAX's defaults are kept.
+    assert _python(_CONFIGURE, "gpu", JAX_PLATFORMS="cuda,cpu") == {"returned": None,
+                                                                     "devices": None}
     cores = len(os.sched_getaffinity(0))
     expected = cpu_device_count(batch_sizes=(6, 12), cpus=cores)
     out = _python(_CONFIGURE, "auto")
