@@ -34,21 +34,26 @@ def tiny_config():
 
 
 _RUN_LOOP = textwrap.dedent("""
-    import json, sys
+    import json, os, signal, sys
     import jax
     sys.path.insert(0, sys.argv[1])
     from tiny_run import tiny_config
     from kmri_jax.train.loop import train_and_evaluate
     c = tiny_config()
-    c.runtime.cpu_devices = int(sys.argv[3])
-    c.train.max_steps = int(sys.argv[4])
-    c.runtime.compilation_cache = sys.argv[5]
+    c.runtime.cpu_devices, c.train.max_steps = int(sys.argv[3]), int(sys.argv[4])
+    c.runtime.compilation_cache, c.train.num_epochs = sys.argv[5], 2
+    sigterm_at = int(sys.argv[6])
     losses = []
-    summary = train_and_evaluate(c, sys.argv[2],
-                                 on_step=lambda step, m: losses.append(float(m["loss"])))
+
+    def on_step(step, metrics):
+        losses.append(float(metrics["loss"]))
+        if step == sigterm_at and jax.process_index() == jax.process_count() - 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # As SLURM would, to this process alone.
+
+    summary = train_and_evaluate(c, sys.argv[2], on_step=on_step)
     print(json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
                       "devices": jax.device_count(), "losses": losses,
-                      "ssim": summary["val_SSIM"], "loss": summary["val_loss"]}))
+                      "ssim": summary.get("val_SSIM"), "loss": summary.get("val_loss")}))
 """)
 
 
@@ -61,14 +66,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def loop_command(workdir, *, cpu_devices: int, max_steps: int = 6, cache: str = "") -> list[str]:
-    """The command that trains tiny_config() into ``workdir`` and prints one JSON line
-    (process, processes, devices, losses per step, final ssim and loss)."""
+def loop_command(workdir, *, cpu_devices: int, max_steps: int, cache: str = "",
+                 sigterm_at: int = 0) -> list[str]:
+    """The command that trains tiny_config() (2 epochs of 8 steps) for ``max_steps`` into
+    ``workdir`` and prints one JSON line: process, processes, devices, the loss of every step,
+    the last evaluation's ssim and loss (None if none ran). ``sigterm_at``: after that step
+    the last process sends itself SIGTERM."""
     return [sys.executable, "-c", _RUN_LOOP, TESTS, str(workdir), str(cpu_devices),
-            str(max_steps), cache]
+            str(max_steps), cache, str(sigterm_at)]
 
 
-def run_loop(workdir, *, cpu_devices: int, max_steps: int = 6, cache: str = "",
+def run_loop(workdir, *, cpu_devices: int, max_steps: int, cache: str = "",
              **env: str) -> dict:
     """Runs :func:`loop_command` in a fresh process and returns its JSON line."""
     done = subprocess.run(loop_command(workdir, cpu_devices=cpu_devices, max_steps=max_steps,

@@ -26,13 +26,13 @@ def shared_store(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def loop_runs(tmp_path_factory):
-    """The tiny loop run in fresh processes on one and on two CPU devices, 6 steps each,
-    compiling into one shared persistent cache (every program cached)."""
+    """The tiny loop run in fresh processes on one and on two CPU devices, 12 steps each
+    (evaluations at steps 8 and 12), compiling into one shared persistent cache."""
     tmp = tmp_path_factory.mktemp("loop-runs")
     cache = str(tmp / "xla-cache")
     every = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    one = run_loop(tmp / "one", cpu_devices=1, cache=cache, **every)
+    one = run_loop(tmp / "one", cpu_devices=1, max_steps=12, cache=cache, **every)
     entries_after_one = sorted(p.name for p in (tmp / "xla-cache").iterdir())
-    two = run_loop(tmp / "two", cpu_devices=2, cache=cache, **every)
+    two = run_loop(tmp / "two", cpu_devices=2, max_steps=12, cache=cache, **every)
     return {"one": one, "two": two, "cache": cache, "entries_after_one": entries_after_one,
             "tmp": tmp}

@@ -2,8 +2,9 @@
 
 Two processes (one CPU device each) join through ``jax.distributed`` exactly as under
 ``srun`` with one task per node (tools/slurm/train_multinode.sbatch): SLURM's variables, a
-coordinator on localhost, Gloo collectives. They train, evaluate and checkpoint into one
-shared workdir, stop, and resume from it. The reference is one process with two CPU devices
+coordinator on localhost, Gloo collectives. They train and evaluate; one of them gets SIGTERM
+(a preemption) and both stop at the next synced step with a checkpoint in their shared
+workdir; a second step resumes from it. The reference is one process with two CPU devices
 (the ``loop_runs`` fixture): the global batches, keys and parameters are the same, so the
 losses and metrics must agree.
 """
@@ -25,12 +26,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_task_step(workdir, *, max_steps: int, cache: str) -> list[dict]:
-    """Runs the tiny loop as tasks 0 and 1 of a fake ``srun`` step, one task per node."""
+def _two_task_step(workdir, *, cache: str, sigterm_at: int = 0) -> list[dict]:
+    """Runs the tiny loop (12 steps) as tasks 0 and 1 of a fake ``srun`` step, one task per
+    node; task 1 gets SIGTERM after step ``sigterm_at`` (0: never)."""
     port = _free_port()
     procs = [
         subprocess.Popen(
-            loop_command(workdir, cpu_devices=0, max_steps=max_steps, cache=cache),
+            loop_command(workdir, cpu_devices=0, max_steps=12, cache=cache,
+                         sigterm_at=sigterm_at),
             env=clean_env(SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
                           SLURM_STEP_NUM_TASKS="2", SLURM_STEP_TASKS_PER_NODE="1(x2)",
                           SLURM_PROCID=str(rank), SLURM_LOCALID="0",
@@ -47,22 +50,26 @@ def _two_task_step(workdir, *, max_steps: int, cache: str) -> list[dict]:
     return outs
 
 
-def test_two_processes_train_checkpoint_resume_as_one(loop_runs, tmp_path):
+def test_two_processes_preempted_and_resumed_train_as_one(loop_runs, tmp_path):
     ref = loop_runs["two"]
-    assert (ref["processes"], ref["devices"]) == (1, 2)
+    assert (ref["processes"], ref["devices"]) == (1, 2) and len(ref["losses"]) == 12
     shared = tmp_path / "two-processes"
-    first = _two_task_step(shared, max_steps=3, cache=loop_runs["cache"])  # Stops at step 3...
-    resumed = _two_task_step(shared, max_steps=6, cache=loop_runs["cache"])  # ...resumes to 6.
+    # SIGTERM to task 1 after step 2: both tasks stop at the next synced step (every 10).
+    first = _two_task_step(shared, cache=loop_runs["cache"], sigterm_at=2)
+    resumed = _two_task_step(shared, cache=loop_runs["cache"])
     for part in first + resumed:
         assert (part["processes"], part["devices"]) == (2, 2)
     assert [p["process"] for p in first] == [0, 1]
     for a, b in (first, resumed):  # Both processes see the same global values.
         assert a["losses"] == b["losses"] and a["ssim"] == b["ssim"]
+    assert len(first[0]["losses"]) == 10 and len(resumed[0]["losses"]) == 2
+    steps = sorted(int(p.name) for p in (shared / "checkpoints").iterdir() if p.name.isdigit())
+    assert 10 in steps and steps[-1] == 12  # The preemption checkpoint, then the end.
     np.testing.assert_allclose(first[0]["losses"] + resumed[0]["losses"], ref["losses"],
                                rtol=1e-5)
     np.testing.assert_allclose([resumed[0]["ssim"], resumed[0]["loss"]],
                                [ref["ssim"], ref["loss"]], rtol=1e-5)
-    steps = sorted(int(p.name) for p in (shared / "checkpoints").iterdir() if p.name.isdigit())
-    assert steps[-1] == 6 and 3 in steps
-    history = (shared / "history.csv").read_text().splitlines()
-    assert len(history) == len(set(history))  # Written by one process only.
+    header, *rows = (shared / "history.csv").read_text().splitlines()
+    assert len(rows) == 1  # One row per epoch (the last evaluation, step 12, is in epoch 1).
+    row = dict(zip(header.split(","), rows[0].split(",")))
+    np.testing.assert_allclose(float(row["val_SSIM"]), resumed[0]["ssim"], rtol=1e-6)

@@ -84,7 +84,7 @@ def test_negative_count_is_a_clear_error():
 def test_training_loop_on_two_cpu_devices_equals_one(loop_runs):
     one, two = loop_runs["one"], loop_runs["two"]
     assert (one["devices"], two["devices"]) == (1, 2)
-    assert len(two["losses"]) == len(one["losses"]) == 6
+    assert len(two["losses"]) == len(one["losses"]) == 12
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-4)
     np.testing.assert_allclose([two["ssim"], two["loss"]], [one["ssim"], one["loss"]], rtol=1e-4)
 
@@ -93,7 +93,7 @@ def test_second_run_loads_every_program_from_the_compilation_cache(loop_runs):
     cache = Path(loop_runs["cache"])
     assert len(loop_runs["entries_after_one"]) >= 2  # At least the train and eval steps.
     before = sorted(p.name for p in cache.iterdir())
-    again = run_loop(loop_runs["tmp"] / "again", cpu_devices=1, cache=str(cache),
+    again = run_loop(loop_runs["tmp"] / "again", cpu_devices=1, max_steps=12, cache=str(cache),
                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     assert sorted(p.name for p in cache.iterdir()) == before  # Nothing compiled anew.
     np.testing.assert_allclose(again["losses"], loop_runs["one"]["losses"], rtol=1e-6)
