@@ -607,7 +607,6 @@ def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     steady-state steps neither recompile nor transfer to/from the host."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     from kmri_jax import data as kdata
     from kmri_jax.train import losses, sharding
