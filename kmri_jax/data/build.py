@@ -17,7 +17,7 @@ from kmri_jax.data.discovery import DEFAULT_SUFFIX, discover_volumes, find_volum
 from kmri_jax.data.errors import DataError
 from kmri_jax.data.phantom import write_phantom_dataset
 from kmri_jax.data.preprocess import PreprocessOptions, prepare_volume_file
-from kmri_jax.data.splits import (SPLIT_CODES, Splits, check_splits, load_splits, make_splits,
+from kmri_jax.data.splits import (SPLIT_CODES, Splits, load_splits, make_splits, match_subjects,
                                   save_splits, split_of)
 from kmri_jax.data.store import INDEX_DTYPE, META_FILE, SliceStore, store_writer
 
@@ -64,7 +64,7 @@ def _resolve_splits(splits: str | os.PathLike[str] | Splits | None, subjects: li
         save_splits(resolved, splits)
         log.info("wrote a new split (seed %d) to %s", seed, splits)
         return resolved, os.fspath(splits)
-    left_out = check_splits(resolved, subjects, path=path)
+    resolved, left_out = match_subjects(resolved, subjects, path=path)
     if left_out:
         log.warning("%d subject(s) found in the data are in no split and are left out: %s",
                     len(left_out), ", ".join(left_out[:10]))

@@ -1,5 +1,11 @@
 """Subject-level train/val/test splits, deterministic from a seed, stored as the seed's
-``splits.json``: ``{"train": [...], "val": [...], "test": [...]}`` of subject ids."""
+``splits.json``: ``{"train": [...], "val": [...], "test": [...]}`` of subject ids.
+
+Subject ids are the BIDS folder names with their prefix (``sub-amuAL``); that is what this
+project writes. A split file may also list BIDS participant *labels*, without the prefix
+(``amuAL``, as BIDS apps' ``--participant_label`` and the seed's own ``splits.json`` do):
+:func:`match_subjects` maps a label to the subject ``sub-<label>`` found in the data.
+"""
 
 from __future__ import annotations
 
@@ -102,6 +108,32 @@ def check_splits(splits: Splits, subjects: Iterable[str], *, path: str | os.Path
             "fetch those subjects, remove them from the split file, or drop --splits to make a "
             "split of the subjects present")
     return sorted(found - named)
+
+
+def match_subjects(splits: Splits, subjects: Iterable[str], *,
+                   path: str | os.PathLike[str] | None) -> tuple[Splits, list[str]]:
+    """A split file's names as the subject ids found in the data, and the subjects it leaves out.
+
+    A name matches the subject of the same id, or, being a BIDS participant label without the
+    ``sub-`` prefix, the subject ``sub-<name>``.
+
+    Raises:
+      DataError: a name matches no subject found, or two names match the same subject.
+    """
+    found = set(subjects)
+    resolved: Splits = {}
+    origin: dict[str, str] = {}
+    for name in SPLIT_NAMES:
+        ids = []
+        for s in splits[name]:
+            sid = s if s in found or f"sub-{s}" not in found else f"sub-{s}"
+            if sid in origin:
+                raise DataError(path, f"{origin[sid]!r} and {s!r} both name the subject {sid}",
+                                "list each subject once, with or without its 'sub-' prefix")
+            origin[sid] = s
+            ids.append(sid)
+        resolved[name] = sorted(ids)
+    return resolved, check_splits(resolved, found, path=path)
 
 
 def split_of(splits: Splits) -> dict[str, str]:

@@ -18,7 +18,7 @@ from kmri_jax.data.errors import DataError
 from kmri_jax.data.preprocess import PreparedVolume, PreprocessOptions, prepare_volume_file, \
     select_slices
 from kmri_jax.data.splits import SPLIT_CODES, SPLIT_NAMES, Splits, load_splits, make_splits, \
-    split_of
+    match_subjects, split_of
 
 
 class VolumeSource:
@@ -50,8 +50,11 @@ class VolumeSource:
         subjects = sorted({v.subject for v in self.volumes})
         if splits is None:
             splits = make_splits(subjects, seed=split_seed, fractions=split_fractions)
-        elif not isinstance(splits, dict):
-            splits = load_splits(splits)
+        else:
+            path = None if isinstance(splits, dict) else splits
+            given = splits if path is None else load_splits(path)
+            splits, _ = match_subjects({k: list(given.get(k, [])) for k in SPLIT_NAMES},
+                                       subjects, path=path)
         where = split_of(splits)
         chunks = []
         for vi, v in enumerate(self.volumes):
