@@ -1,7 +1,7 @@
 """kmri_jax.sim: the differentiable k-space corruption simulator (pure ``jax.numpy``).
 
 Clean image -> centred k-space -> breathing motion (per-line phase ramp) -> Cartesian line
-mask -> complex Gaussian noise, in the seed's conventions (``shared/DESIGN.md``). Every
+mask -> complex Gaussian noise, in the seed's conventions (``docs/conventions.md``). Every
 function is pure, takes the PRNG key first and options keyword-only, and works under
 ``jit``, ``vmap`` and ``grad``::
 
@@ -15,16 +15,20 @@ function is pure, takes the PRNG key first and options keyword-only, and works u
 """
 
 from kmri_jax.sim.breathing import breathing_trace, line_times
-from kmri_jax.sim.corrupt import (
+from kmri_jax.sim.corrupt import CorruptionParams, CorruptOptions, Corrupted, corrupt
+from kmri_jax.sim.grid import (
     SEED_GRID,
-    CorruptionParams,
-    Corrupted,
     ParamGrid,
-    corrupt,
     grid_params,
+    grid_table,
+    num_combinations,
+    orthogonal_combinations,
+    parse_combinations,
+    sample_keys,
     sample_params,
 )
-from kmri_jax.sim.kspace import from_channels, image_to_kspace, kspace_to_image, to_channels
+from kmri_jax.sim.kspace import (from_channels, image_to_kspace, kspace_to_image, magnitude_image,
+                                 to_channels)
 from kmri_jax.sim.motion import apply_motion
 from kmri_jax.sim.noise import add_noise, noise_sigma
 from kmri_jax.sim.sampling import cartesian_mask, center_lines
@@ -32,6 +36,7 @@ from kmri_jax.sim.validation import check_image, check_inputs, check_params
 
 __all__ = [
     "SEED_GRID",
+    "CorruptOptions",
     "CorruptionParams",
     "Corrupted",
     "ParamGrid",
@@ -46,9 +51,15 @@ __all__ = [
     "corrupt",
     "from_channels",
     "grid_params",
+    "grid_table",
+    "num_combinations",
+    "orthogonal_combinations",
+    "parse_combinations",
+    "sample_keys",
     "image_to_kspace",
     "kspace_to_image",
     "line_times",
+    "magnitude_image",
     "noise_sigma",
     "sample_params",
     "to_channels",

@@ -1,6 +1,6 @@
 """Respiratory traces sampled at the acquisition time of each phase-encode line.
 
-Two models (DESIGN.md, "The simulator, precisely"):
+Two models (docs/conventions.md):
 
 * ``"sinusoidal"``: ``r(t) = sin(2*pi*f*t/60)`` with ``f`` in breaths/min.
 * ``"breathmetrics"``: the stochastic breathing model of neurokit2's

@@ -1,14 +1,15 @@
-"""The composed corruption, its parameters, and on-device parameter sampling.
+"""The composed corruption and its parameters (choosing parameters and keys: :mod:`.grid`).
 
-Pipeline (DESIGN.md): image -> k-space -> breathing motion -> line mask -> noise. One call
+Pipeline (docs/conventions.md): image -> k-space -> breathing motion -> line mask -> noise. One call
 corrupts one ``[ny, nx]`` slice; ``jax.jit(jax.vmap(corrupt))`` corrupts a batch in which
 every sample carries its own :class:`CorruptionParams`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,24 +65,21 @@ class Corrupted(NamedTuple):
     trace: jax.Array
 
 
-class ParamGrid(NamedTuple):
-    """Values per parameter (for ``distribution="grid"``), or ``(low, high)`` pairs (ranges)."""
+@dataclasses.dataclass(frozen=True)
+class CorruptOptions:
+    """The static (compile-time) options of :func:`corrupt` as one hashable value, for code
+    that passes them along: ``corrupt(key, image, params, **options.kwargs())``.
 
-    amplitude_px: tuple[float, ...]
-    rate_bpm: tuple[float, ...]
-    acceleration: tuple[float, ...]
-    snr_db: tuple[float, ...]
+    Attributes: as :func:`corrupt`'s keyword arguments of the same names.
+    """
 
+    method: str = "breathmetrics"
+    center_fraction: float = 0.08
+    max_cycles: int = 1024
 
-SEED_GRID = ParamGrid(
-    amplitude_px=(2.0, 5.0, 8.0),
-    rate_bpm=(12.0, 15.0, 18.0),
-    acceleration=(2.0, 4.0, 6.0),
-    snr_db=(15.0, 20.0, 25.0),
-)
-"""The seed's 3 x 3 x 3 x 3 = 81 combinations (A px, f /min, R, SNR dB)."""
-
-DISTRIBUTIONS = ("grid", "uniform")
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`corrupt`."""
+        return dataclasses.asdict(self)
 
 
 def corrupt(
@@ -170,100 +168,3 @@ def _corrupt(
     masked = jnp.where(mask[:, None], moved, jnp.zeros((), moved.dtype))
     kspace = add_noise(k_noise, masked, mask, snr_db=p.snr_db)
     return Corrupted(kspace=kspace, clean=clean, mask=mask, displacement=displacement, trace=trace)
-
-
-def grid_params(
-    combination: jax.typing.ArrayLike,
-    *,
-    tr: Scalar = 2.5,
-    te: Scalar = 0.03,
-    grid: ParamGrid = SEED_GRID,
-) -> CorruptionParams:
-    """Parameters of grid combination ``c`` (int, or int array of any shape; may be traced).
-
-    Fixed order, amplitude slowest and SNR fastest (``itertools.product(A, f, R, SNR)``):
-    ``c = ((i_A * n_f + i_f) * n_R + i_R) * n_SNR + i_SNR``, so with :data:`SEED_GRID`
-    ``c = 27*i_A + 9*i_f + 3*i_R + i_SNR`` for ``c`` in ``0..80``; e.g. 0 = (2, 12, 2, 15),
-    1 = (2, 12, 2, 20), 80 = (8, 18, 6, 25). Out-of-range concrete values raise ``ValueError``
-    (traced ones are clipped into range).
-
-    Returns:
-      :class:`CorruptionParams` with float32 leaves shaped like ``combination``; ``tr``/``te``
-      are broadcast to that shape.
-    """
-    sizes = [len(v) for v in grid]
-    total = int(np.prod(sizes))
-    if validation.is_concrete(combination):
-        values = np.asarray(combination)
-        if not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"combination must be an integer index; got dtype {values.dtype}.")
-        if values.size and (values.min() < 0 or values.max() >= total):
-            raise ValueError(f"combination must be in 0..{total - 1}; got {values!r}.")
-    c = jnp.clip(jnp.asarray(combination, jnp.int32), 0, total - 1)
-    leaves = []
-    for axis, values in enumerate(grid):
-        stride = int(np.prod(sizes[axis + 1 :]))
-        index = (c // stride) % sizes[axis]
-        leaves.append(jnp.asarray(values, jnp.float32)[index])
-    shape = c.shape
-    tr_ = jnp.broadcast_to(jnp.asarray(tr, jnp.float32), shape)
-    te_ = jnp.broadcast_to(jnp.asarray(te, jnp.float32), shape)
-    return CorruptionParams(*leaves, tr=tr_, te=te_)
-
-
-def sample_params(
-    key: jax.Array,
-    batch_size: int,
-    *,
-    tr: Scalar = 2.5,
-    te: Scalar = 0.03,
-    distribution: str = "grid",
-    grid: ParamGrid = SEED_GRID,
-    ranges: ParamGrid | None = None,
-) -> CorruptionParams:
-    """Draw ``batch_size`` independent parameter sets on device.
-
-    ``"grid"``: each of A, f, R, SNR uniformly and independently from ``grid``'s values (the
-    seed's 81 combinations, each with probability 1/81). ``"uniform"``: each uniformly from a
-    continuous ``(low, high)`` range; ``ranges=None`` spans the grid (A [2, 8] px, f [12, 18]
-    /min, R [2, 6], SNR [15, 25] dB with :data:`SEED_GRID`).
-
-    Args:
-      key: PRNG key.
-      batch_size: ``B`` (static int).
-      tr, te: seconds, scalars or ``[B]`` arrays (e.g. from the sidecars in the batch).
-      distribution: ``"grid"`` or ``"uniform"``.
-      grid: :class:`ParamGrid` of values.
-      ranges: :class:`ParamGrid` of ``(low, high)`` pairs, or None.
-
-    Returns:
-      :class:`CorruptionParams` with ``[B]`` float32 leaves.
-    """
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}; got {distribution!r}.")
-    batch_size = int(batch_size)
-    keys = jax.random.split(key, 4)
-    leaves = []
-    if distribution == "grid":
-        for k, values in zip(keys, grid):
-            values = jnp.asarray(values, jnp.float32)
-            leaves.append(values[jax.random.randint(k, (batch_size,), 0, values.shape[0])])
-    else:
-        if ranges is None:
-            ranges = ParamGrid(*((min(v), max(v)) for v in grid))
-        for k, (field, bounds) in zip(keys, zip(ParamGrid._fields, ranges)):
-            if len(bounds) != 2 or not bounds[0] <= bounds[1]:
-                raise ValueError(f"ranges.{field} must be a (low, high) pair; got {bounds!r}.")
-            leaves.append(
-                jax.random.uniform(k, (batch_size,), jnp.float32, bounds[0], bounds[1])
-            )
-
-    def per_sample(x: Scalar, name: str) -> jax.Array:
-        x = jnp.asarray(x, jnp.float32)
-        if x.shape not in ((), (batch_size,)):
-            raise ValueError(f"{name} must be a scalar or [{batch_size}]; got {x.shape}.")
-        return jnp.broadcast_to(x, (batch_size,))
-
-    return CorruptionParams(*leaves, tr=per_sample(tr, "tr"), te=per_sample(te, "te"))

@@ -1,6 +1,6 @@
 """Centred 2-D FFTs in the seed's convention, and complex <-> 2-channel real views.
 
-Convention (DESIGN.md, "The simulator, precisely"): ``K = fftshift(fft2(x))`` over the last
+Convention (docs/conventions.md): ``K = fftshift(fft2(x))`` over the last
 two axes with numpy's default (unnormalised forward, 1/N inverse) scaling and no pre-shift;
 the inverse is ``ifft2(ifftshift(K))``. Precision follows the input: float32 / complex64 in
 -> complex64 out; float64 / complex128 in (with ``jax_enable_x64``) -> complex128 out.
@@ -56,6 +56,18 @@ def kspace_to_image(kspace: jax.Array) -> jax.Array:
     _check_rank(kspace, "kspace")
     kspace = kspace.astype(_complex_dtype(kspace.dtype))
     return jnp.fft.ifft2(jnp.fft.ifftshift(kspace, axes=_AXES), axes=_AXES)
+
+
+def magnitude_image(kspace: jax.Array) -> jax.Array:
+    """The magnitude image ``|ifft2(ifftshift(K))|`` of centred k-space.
+
+    Args:
+      kspace: ``[..., ny, nx]`` complex64 (or complex128).
+
+    Returns:
+      ``[..., ny, nx]`` float32 (float64) magnitude.
+    """
+    return jnp.abs(kspace_to_image(kspace))
 
 
 def to_channels(kspace: jax.Array) -> jax.Array:

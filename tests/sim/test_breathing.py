@@ -55,7 +55,7 @@ def test_finite_and_unit_peak(long_traces, method):
 
 
 def test_breathmetrics_shape_statistics(long_traces):
-    """Loose version of DESIGN.md's neurokit2 figures: mean ~ 0, std ~ 0.5, pauses near zero."""
+    """Loose version of the neurokit2 figures in docs/conventions.md: mean ~ 0, std ~ 0.5, pauses near zero."""
     _, traces = long_traces
     for r in traces["breathmetrics"]:
         assert abs(r.mean()) < 0.05

@@ -1,4 +1,4 @@
-"""Centred FFTs and channel views against numpy's formulas (DESIGN.md conventions)."""
+"""Centred FFTs and channel views against numpy's formulas (docs/conventions.md)."""
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,7 @@ from kmri_jax import sim
 
 
 def _reference_counts(n, r, cf=0.08):
-    """(centre indices, expected number of acquired lines) from DESIGN.md's formula."""
+    """(centre indices, expected number of acquired lines) from the formula in docs/conventions.md."""
     n_c = max(1, math.floor(n * cf))
     start = n // 2 - n_c // 2
     return np.arange(start, start + n_c), n_c + math.floor((n - n_c) / r)
