@@ -28,7 +28,7 @@ imported weights give identical outputs.
 
 Up-sampling and pooling are computed, by default, as a reshape-max (pooling) and one einsum
 plus reshape (the 2x2 stride-2 transposed convolution): on XLA:CPU these are much faster than
-``lax.reduce_window`` and ``lax.conv_transpose`` (shared/notes/xla-cpu-unet-speed.md). The
+``lax.reduce_window`` and ``lax.conv_transpose`` (docs/profile.md). The
 ``resample="lax"`` option computes the same functions with ``lax.conv_transpose`` /
 ``nnx.max_pool`` on the *same* parameters, for benchmarking on other backends.
 
@@ -161,6 +161,9 @@ class UNet(nnx.Module):
       resample: ``"einsum"`` (default; reshape-max pooling and einsum up-sampling, fastest on
         XLA:CPU) or ``"lax"`` (``nnx.max_pool`` and ``lax.conv_transpose``); same parameters,
         same function.
+      residual: predict a correction added to the input, ``x + UNet(x)`` (needs
+        ``in_channels == out_channels``); the output convolution's kernel starts at zero, so
+        the untrained network returns its input unchanged. False: the seed's plain U-Net.
     """
 
     def __init__(
@@ -173,9 +176,13 @@ class UNet(nnx.Module):
         dtype: DTypeLike = jnp.float32,
         param_dtype: DTypeLike = jnp.float32,
         resample: Resample = "einsum",
+        residual: bool = False,
     ) -> None:
         if resample not in ("einsum", "lax"):
             raise ValueError(f"UNet: resample must be 'einsum' or 'lax', got {resample!r}")
+        if residual and in_channels != out_channels:
+            raise ValueError(f"UNet: residual needs in_channels == out_channels, got "
+                             f"{in_channels} and {out_channels}")
         c = base_channels
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.enc1 = ConvBlock(in_channels, c, **kw)
@@ -189,6 +196,9 @@ class UNet(nnx.Module):
         self.up1 = UpConv2x(2 * c, c, resample=resample, **kw)
         self.dec1 = ConvBlock(2 * c, c, **kw)
         self.out_conv = nnx.Conv(c, out_channels, kernel_size=(1, 1), use_bias=True, **kw)
+        if residual:  # Start as the identity: the output layer adds nothing until trained.
+            self.out_conv.kernel[...] = jnp.zeros_like(self.out_conv.kernel[...])
+        self.residual = residual
         self.in_channels = in_channels
         self.dtype = dtype
         self.resample = resample
@@ -198,7 +208,7 @@ class UNet(nnx.Module):
             raise ValueError(
                 f"UNet expects [B, {self.in_channels}, H, W] input, got shape {tuple(x.shape)}"
             )
-        out_dtype = x.dtype
+        out_dtype, inputs = x.dtype, x
         _, _, h, w = x.shape
         ph, pw = -h % _DOWNSAMPLE, -w % _DOWNSAMPLE
         x = jnp.transpose(x, (0, 2, 3, 1)).astype(self.dtype)  # -> [B, H, W, C]
@@ -213,8 +223,8 @@ class UNet(nnx.Module):
         y = self.dec1(jnp.concatenate([self.up1(y), s1], axis=-1))
         y = self.out_conv(y)
 
-        y = y[:, :h, :w, :]
-        return jnp.transpose(y, (0, 3, 1, 2)).astype(out_dtype)
+        y = jnp.transpose(y[:, :h, :w, :], (0, 3, 1, 2)).astype(out_dtype)
+        return inputs + y if self.residual else y
 
 
 def count_params(model: nnx.Module) -> int:

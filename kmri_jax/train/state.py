@@ -34,12 +34,11 @@ class TrainState(NamedTuple):
 
 
 class ModelDefs(NamedTuple):
-    """Static description of the network: U-Net graph definitions in training and in
-    evaluation mode, and whether the network predicts a correction added to its input."""
+    """Static description of the network: its graph definitions in training and in
+    evaluation mode (what it computes, a residual connection included, is the model's own)."""
 
     train: Any
     eval: Any
-    residual: bool = False
 
 
 def learning_rate_schedule(
@@ -64,9 +63,6 @@ def create_state(
 ) -> tuple[TrainState, ModelDefs]:
     """A fresh state: U-Net initialised from ``seed``, Optax state, root key.
 
-    With ``model_config.residual`` the output convolution's kernel starts at zero, so the
-    untrained network returns its input unchanged.
-
     The model key and the run's root key are derived from ``seed`` independently.
     """
     model_key, run_key = jax.random.split(jax.random.key(seed))
@@ -76,10 +72,8 @@ def create_state(
             rngs=nnx.Rngs(params=model_key),
             base_channels=model_config.base_channels,
             dtype=jnp.dtype(model_config.compute_dtype),
+            residual=model_config.residual,
         )
-        if model_config.residual:
-            # Start as the identity: the output layer adds nothing until training says so.
-            model.out_conv.kernel[...] = jnp.zeros_like(model.out_conv.kernel[...])
         model.train()
         return model
 
@@ -96,7 +90,7 @@ def create_state(
         opt_state=jax.jit(tx.init)(params),
         rng=jax.random.key_data(run_key),
     )
-    return state, ModelDefs(train=train_def, eval=eval_def, residual=model_config.residual)
+    return state, ModelDefs(train=train_def, eval=eval_def)
 
 
 def apply_model(
@@ -105,10 +99,8 @@ def apply_model(
     """Run the network: ``x [B, 2, H, W] -> (prediction [B, 2, H, W] float32, batch_stats)``.
 
     ``train`` selects batch statistics (and returns updated running averages) or the running
-    averages. With ``defs.residual`` the prediction is ``x + UNet(x)``.
+    averages.
     """
     model = nnx.merge(defs.train if train else defs.eval, params, batch_stats, copy=True)
     y = model(x).astype(jnp.float32)  # copy=True: fresh Variables in this trace
-    if defs.residual:
-        y = x.astype(jnp.float32) + y
     return y, nnx.state(model, nnx.BatchStat)
