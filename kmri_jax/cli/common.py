@@ -4,6 +4,7 @@ one line."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
@@ -14,6 +15,27 @@ def configure_logging(verbose: bool = False) -> None:
                         format="%(levelname)s %(message)s")
     logging.getLogger("kmri_jax").setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+def add_corruption_arguments(p: argparse.ArgumentParser, *, when: str = "",
+                             method_default: str | None = "breathmetrics") -> None:
+    """The corruption options ``kmri-simulate`` and ``kmri-infer --input`` share: A, f, R, SNR,
+    the breathing model, TR/TE and the seed. ``when``: e.g. ``"with --input: "``."""
+    p.add_argument("--amplitude", "-A", type=float, default=5.0, metavar="PX",
+                   help=f"{when}breathing displacement amplitude A in pixels (default 5; 0..100)")
+    p.add_argument("--rate", "-f", type=float, default=15.0, metavar="BPM",
+                   help=f"{when}breathing rate f in breaths/min (default 15; 1..60)")
+    p.add_argument("--acceleration", "-R", type=float, default=4.0,
+                   help=f"{when}undersampling factor R (default 4; 1..32, 1 = fully sampled)")
+    p.add_argument("--snr", type=float, default=20.0, metavar="DB",
+                   help=f"{when}signal-to-noise ratio in dB (default 20; -20..100)")
+    p.add_argument("--method", default=method_default, choices=("breathmetrics", "sinusoidal"),
+                   help=f"{when}breathing model (default "
+                   f"{method_default or 'the checkpoint' + chr(39) + 's'})")
+    p.add_argument("--tr", type=float, help=f"{when}repetition time in s (default: sidecar, "
+                   "else 2.5)")
+    p.add_argument("--te", type=float, help=f"{when}echo time in s (default: sidecar, else 0.03)")
+    p.add_argument("--seed", type=int, default=0, help=f"{when}random seed (default 0)")
 
 
 def is_user_error(e: BaseException) -> bool:
@@ -43,5 +65,19 @@ def run_command(prog: str, body: Callable[[], None]) -> int:
         if not is_user_error(e):
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
+        _silence_teardown()
         return 1
     return 0
+
+
+def _silence_teardown() -> None:
+    """After a reported user error the process only exits: what libraries' asynchronous
+    machinery prints while it is torn down (Orbax's unawaited coroutines after a failed
+    checkpoint read, for one) would bury the one message, so it is dropped."""
+    import gc
+    import threading
+
+    sys.unraisablehook = lambda *_: None
+    sys.excepthook = lambda *_: None  # what C++ callbacks print through PyErr_Print
+    threading.excepthook = lambda *_: None
+    gc.collect()

@@ -19,7 +19,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import configure_logging, run_command, use_compilation_cache
+from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, run_command,
+                                 use_compilation_cache)
 
 PROG = "kmri-infer"
 
@@ -37,19 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="corrupted k-space written by kmri-simulate --save-kspace")
     p.add_argument("--output", required=True, metavar="NIFTI",
                    help="corrected magnitude volume (.nii/.nii.gz; the input's affine/header)")
-    p.add_argument("--amplitude", "-A", type=float, default=5.0, metavar="PX",
-                   help="with --input: breathing amplitude in px (default 5)")
-    p.add_argument("--rate", "-f", type=float, default=15.0, metavar="BPM",
-                   help="with --input: breathing rate in breaths/min (default 15)")
-    p.add_argument("--acceleration", "-R", type=float, default=4.0,
-                   help="with --input: undersampling factor (default 4)")
-    p.add_argument("--snr", type=float, default=20.0, metavar="DB",
-                   help="with --input: SNR in dB (default 20)")
-    p.add_argument("--method", choices=("breathmetrics", "sinusoidal"),
-                   help="with --input: breathing model (default: the checkpoint's)")
-    p.add_argument("--tr", type=float, help="with --input: TR in s (default: sidecar, else 2.5)")
-    p.add_argument("--te", type=float, help="with --input: TE in s (default: sidecar, else 0.03)")
-    p.add_argument("--seed", type=int, default=0, help="with --input: corruption seed")
+    add_corruption_arguments(p, when="with --input: ", method_default=None)
     p.add_argument("--axis", type=int, choices=(0, 1, 2),
                    help="with --input: slicing axis (default: the checkpoint's data.axis)")
     p.add_argument("--fit", choices=("error", "pad"), default="error",

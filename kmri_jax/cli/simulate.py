@@ -16,7 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import configure_logging, run_command, use_compilation_cache
+from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, run_command,
+                                 use_compilation_cache)
 
 PROG = "kmri-simulate"
 
@@ -29,22 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="PATH",
                    help="output .nii/.nii.gz for one input file; a folder for a folder input "
                    "or --grid")
-    p.add_argument("--amplitude", "-A", type=float, default=5.0, metavar="PX",
-                   help="breathing displacement amplitude A in pixels (default 5; 0..100)")
-    p.add_argument("--rate", "-f", type=float, default=15.0, metavar="BPM",
-                   help="breathing rate f in breaths/min (default 15; 1..60)")
-    p.add_argument("--acceleration", "-R", type=float, default=4.0,
-                   help="undersampling factor R (default 4; 1..32, 1 = fully sampled)")
-    p.add_argument("--snr", type=float, default=20.0, metavar="DB",
-                   help="signal-to-noise ratio in dB (default 20; -20..100)")
+    add_corruption_arguments(p)
     p.add_argument("--grid", action="store_true",
                    help="write all 81 seed combinations (A 2,5,8; f 12,15,18; R 2,4,6; SNR "
                    "15,20,25) instead of one parameter set")
-    p.add_argument("--method", default="breathmetrics", choices=("breathmetrics", "sinusoidal"),
-                   help="breathing model (default breathmetrics)")
-    p.add_argument("--tr", type=float, help="repetition time in s (default: sidecar, else 2.5)")
-    p.add_argument("--te", type=float, help="echo time in s (default: sidecar, else 0.03)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--axis", type=int, default=0, choices=(0, 1, 2),
                    help="array axis to slice along; rows of a slice are phase-encode lines "
                    "(default 0: sagittal in RAS, as in training)")

@@ -83,6 +83,12 @@ class PreprocessOptions:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_mapping(cls, values: Any) -> PreprocessOptions:
+        """The options among ``values``' keys (e.g. a run's ``config.data``); others ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
 
 @dataclasses.dataclass(frozen=True)
 class PreparedVolume:

@@ -42,12 +42,12 @@ import jax
 import numpy as np
 
 from kmri_jax import data as kdata
-from kmri_jax.config import ConfigValueError
+from kmri_jax import sim
 from kmri_jax.tasks import figures, model_io
 from kmri_jax.tasks.errors import TaskError
-from kmri_jax.train import evaluation, losses, sharding
-from kmri_jax.train.loop import eval_combinations, preprocess_options
-from kmri_jax.train.step import make_eval_step, make_predict
+from kmri_jax.train import evaluation, sharding
+from kmri_jax.train.metrics import magnitude_image
+from kmri_jax.train.step import compiled_eval
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _open_store(model: model_io.LoadedModel, store: str | os.PathLike[str] | Non
             raise TaskError(f"--data-root {os.fspath(data_root)!r} does not exist")
         store_dir = Path(store) if store else output / "store"
         path = kdata.ensure_store(
-            data_root, store_dir, options=preprocess_options(config),
+            data_root, store_dir, options=kdata.PreprocessOptions.from_mapping(config.data),
             splits=splits or config.data.splits_file or None, split_seed=config.data.split_seed,
             pattern=config.data.pattern or None, strict=config.data.strict)
         opened = kdata.SliceStore(path)
@@ -113,8 +113,8 @@ def _open_store(model: model_io.LoadedModel, store: str | os.PathLike[str] | Non
 
 def _combinations(spec: str) -> list[int]:
     try:
-        return eval_combinations(spec)
-    except ConfigValueError:
+        return sim.parse_combinations(spec)
+    except ValueError:
         raise TaskError(f"--combinations {spec!r}: use 'all' (81), 'orthogonal' (the balanced "
                         "9) or comma-separated grid indices in 0..80") from None
 
@@ -145,12 +145,6 @@ def _records_batches(store: kdata.SliceStore, rows: Sequence[int], combos: Seque
         yield batch
 
 
-def _magnitude(channels: np.ndarray) -> np.ndarray:
-    """``|ifft2(ifftshift(K))|`` of ``[2, ny, nx]`` (re, im) k-space, on the host."""
-    k = channels[0].astype(np.float64) + 1j * channels[1].astype(np.float64)
-    return np.abs(np.fft.ifft2(np.fft.ifftshift(k)))
-
-
 def _severity_panels(store, state, eval_step, predict, split_rows: np.ndarray,
                      batch_size: int, mesh) -> tuple[list[dict[str, object]], str]:
     """Images and SSIMs of the severity figure (see the module doc), and which slice."""
@@ -166,11 +160,11 @@ def _severity_panels(store, state, eval_step, predict, split_rows: np.ndarray,
         parts.append(out)
     merged = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
     rows_valid, cols_valid = (int(store.index[row][k]) for k in ("valid_rows", "valid_cols"))
-    grid = evaluation.grid_table()
+    grid = sim.grid_table()
     vol, sl = int(store.index[row]["volume"]), int(store.index[row]["slice"])
     panels = []
     for i, c in enumerate(SEVERITY_COMBINATIONS):
-        images = {k: _magnitude(merged[k][i])[:rows_valid, :cols_valid]
+        images = {k: np.asarray(magnitude_image(merged[k][i]))[:rows_valid, :cols_valid]
                   for k in ("input", "output", "target")}
         scale = float(images["target"].max()) or 1.0
         panels.append({
@@ -203,7 +197,7 @@ def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def _per_sample_table(store: kdata.SliceStore, raw: Mapping[str, np.ndarray]
                       ) -> dict[str, np.ndarray]:
-    grid = evaluation.grid_table()
+    grid = sim.grid_table()
     combos = raw["combination"].astype(np.int64)
     vol = raw["volume"].astype(np.int64)
     subjects = np.asarray([store.volumes[v]["subject"] for v in vol], dtype=object)
@@ -376,15 +370,8 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
         raise TaskError(f"--batch-size {global_batch} must be a positive multiple of the "
                         f"{mesh.size} device(s)")
     host_batch = global_batch // jax.process_count()
-    tc = config.train
-    loss_options = {"weights": dict(tc.loss_weights)} if tc.loss == "hybrid" else {}
-    loss_fn = losses.get_loss(tc.loss, **loss_options)
-    corruption = dict(method=config.corruption.method,
-                      center_fraction=config.corruption.center_fraction)
-    eval_root = jax.random.key(int(config.eval.seed))
-    eval_step = jax.jit(_with_identity(
-        make_eval_step(model.defs, loss_fn=loss_fn, eval_root=eval_root, **corruption)))
-    predict = jax.jit(make_predict(model.defs, eval_root=eval_root, **corruption))
+    eval_step, predict = compiled_eval(config, model.defs)
+    eval_step = _with_identity(eval_step)
     state = sharding.replicate(model.state, mesh)
 
     batches = kdata.eval_batches(source, split=split, batch_size=host_batch,

@@ -20,17 +20,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from kmri_jax import sim  # noqa: E402
 from kmri_jax.tasks.volumes import atomic_output  # noqa: E402
+from kmri_jax.train.monitoring import log_magnitude  # noqa: E402
 
-__all__ = ["inference_figure", "log_kspace", "metric_plots", "severity_figure",
+__all__ = ["inference_figure", "metric_plots", "severity_figure",
            "simulation_preview"]
-
-
-def log_kspace(kspace: np.ndarray) -> np.ndarray:
-    """``log(1 + |K|)``, scaled so the figure's contrast does not depend on the units."""
-    mag = np.abs(kspace)
-    top = float(mag.max()) or 1.0
-    return np.log1p(mag / top * 1e4)
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
@@ -59,8 +54,6 @@ def simulation_preview(path: str | os.PathLike[str], slices: np.ndarray, corrupt
       slices: ``[n, ny, nx]`` clean slices.
       corrupted: :class:`kmri_jax.sim.Corrupted` with numpy ``[n, ...]`` leaves.
     """
-    from kmri_jax.tasks.simulate import magnitude
-
     i = slices.shape[0] // 2 if slice_index is None else slice_index
     ny = slices.shape[1]
     t = np.arange(ny) * tr + te
@@ -79,9 +72,9 @@ def simulation_preview(path: str | os.PathLike[str], slices: np.ndarray, corrupt
     ax.set_title(f"breathing trace: A={params.amplitude_px:g} px, f={params.rate_bpm:g}/min, "
                  f"R={params.acceleration:g}, SNR={params.snr_db:g} dB, TR={tr:g} s", fontsize=9)
     clean = slices[i]
-    bad = magnitude(corrupted.kspace[i])
+    bad = np.asarray(sim.magnitude_image(corrupted.kspace[i]))
     vmax = float(clean.max()) or 1.0
-    _image(fig.add_subplot(grid[1, 0]), log_kspace(corrupted.kspace[i]),
+    _image(fig.add_subplot(grid[1, 0]), log_magnitude(corrupted.kspace[i], dynamic_range=1e4),
            "corrupted k-space, log|K|", cmap="viridis")
     _image(fig.add_subplot(grid[1, 1]), clean, f"clean (slice {i})", vmax)
     _image(fig.add_subplot(grid[1, 2]), bad, "corrupted |ifft2c(K_c)|", vmax)
@@ -113,7 +106,7 @@ def inference_figure(path: str | os.PathLike[str], *, images: Mapping[str, np.nd
             label += f"\nSSIM {m['ssim']:.3f}  PSNR {m['psnr']:.2f} dB"
         _image(axes[0, j], images.get(name), f"{label}\n(slice {slice_index})", vmax)
         k = kspaces.get(name)
-        _image(axes[1, j], None if k is None else log_kspace(k), f"{name}: log|K|",
+        _image(axes[1, j], None if k is None else log_magnitude(k, dynamic_range=1e4), f"{name}: log|K|",
                cmap="viridis")
         _image(axes[2, j], reformats.get(name), f"{name}: {reformat_label}", vmax, aspect="auto")
     if title:

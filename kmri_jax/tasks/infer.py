@@ -3,7 +3,7 @@
 Two sources of corrupted k-space:
 
 * ``input`` (a clean NIfTI volume): each slice is corrupted exactly as ``kmri-simulate`` does
-  (same keys, :func:`kmri_jax.tasks.simulate.slice_keys` with volume index 0), the network
+  (same keys, :func:`kmri_jax.sim.sample_keys` with volume index 0), the network
   corrects it, and the clean volume is the reference for metrics.
 * ``kspace`` (a ``kmri-simulate --save-kspace`` ``.npz``): the saved corrupted k-space is
   corrected; when the file also holds the clean k-space it is the reference.
@@ -40,7 +40,7 @@ import numpy as np
 
 from kmri_jax import sim
 from kmri_jax.data.preprocess import crop_or_pad
-from kmri_jax.tasks import model_io, simulate, volumes
+from kmri_jax.tasks import inputs, kspace_files, model_io, simulate, volumes
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.train import metrics as tmetrics
 
@@ -156,25 +156,26 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
     cfg = model.config
 
     if input_path is not None:
-        inputs = simulate.find_inputs(input_path, tr=tr, te=te)
-        if len(inputs) != 1:
-            raise TaskError(f"--input {os.fspath(input_path)!r} holds {len(inputs)} volumes; "
+        found = inputs.find_inputs(input_path, tr=tr, te=te)
+        if len(found) != 1:
+            raise TaskError(f"--input {os.fspath(input_path)!r} holds {len(found)} volumes; "
                             "kmri-infer takes one NIfTI file")
-        v = inputs[0]
+        v = found[0]
         data, image = volumes.read_volume(v.path)
         axis = int(cfg.data.axis) if axis is None else axis
         slices = volumes.to_slices(data, axis)
         fitted, valid, offsets = _fit(slices, shape, fit, os.fspath(v.path))
         slice_index = np.arange(slices.shape[0])
-        keys = simulate.slice_keys(seed, 0, slice_index)
-        corrupted = simulate.corrupt_slices(
-            keys, fitted, params, tr=v.tr, te=v.te, method=method or str(cfg.corruption.method),
-            center_fraction=float(cfg.corruption.center_fraction), batch_size=batch_size)
+        keys = sim.sample_keys(jax.random.key(seed), 0, slice_index)
+        options = sim.CorruptOptions(method=method or str(cfg.corruption.method),
+                                     center_fraction=float(cfg.corruption.center_fraction))
+        corrupted = simulate.corrupt_slices(keys, fitted, params, tr=v.tr, te=v.te,
+                                            options=options, batch_size=batch_size)
         k_bad, k_clean = corrupted.kspace, corrupted.clean
         volume_shape = slices.shape
         source = f"{v.relative}, simulated {params.tag}"
     else:
-        kdata = simulate.load_kspace(kspace_path)
+        kdata = kspace_files.load_kspace(kspace_path)
         k_bad = kdata["kspace"].astype(np.complex64)
         if tuple(k_bad.shape[1:]) != shape:
             raise TaskError(f"{os.fspath(kspace_path)}: k-space slices are "
@@ -182,7 +183,7 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
                             f"{shape[0]}x{shape[1]}; simulate at the training size (k-space "
                             "cannot be padded without changing its corruption)")
         k_clean = kdata["clean"].astype(np.complex64) if "clean" in kdata else None
-        image = simulate.image_from_kspace_file(kdata)
+        image = kspace_files.image_from_kspace_file(kdata)
         axis = int(kdata["axis"])
         slice_index = kdata["slice_index"].astype(np.int64)
         moved = np.moveaxis(np.zeros(image.shape, np.float32), axis, 0)
@@ -200,9 +201,9 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
     scale = model_io.scale_of(k_clean if use_clean else k_bad)
 
     k_fixed, found = _run_network(model, k_bad, k_clean, scale, valid, batch_size)
-    corrected = simulate.magnitude(k_fixed)
-    bad_img = simulate.magnitude(k_bad)
-    truth = simulate.magnitude(k_clean) if k_clean is not None else None
+    corrected = np.asarray(sim.magnitude_image(k_fixed))
+    bad_img = np.asarray(sim.magnitude_image(k_bad))
+    truth = np.asarray(sim.magnitude_image(k_clean)) if k_clean is not None else None
 
     # Back into the volume: the valid region of each slice at its place.
     out_slices = np.zeros(volume_shape, np.float32)

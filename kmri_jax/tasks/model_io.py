@@ -4,7 +4,8 @@ converted weights (the seed's PyTorch U-Net) as a checkpoint of our own.
 A checkpoint path may be a training workdir (``<workdir>/checkpoints/<step>``; the latest step
 is used unless ``step`` is given), its ``checkpoints`` folder, or one step folder. The run's
 config is read from the step's metadata (``Checkpointer.metadata``; the loop writes it with
-``"config": config.to_dict()``) over :func:`kmri_jax.config.base_config` defaults, and the
+``"config": config.to_dict()``; ``Checkpointer.run_config``) over
+:func:`kmri_jax.config.base_config` defaults, and the
 state is restored through :class:`kmri_jax.train.checkpointing.Checkpointer` onto a state built
 from that config, so a checkpoint of another shape fails with one ``CheckpointError``.
 """
@@ -116,16 +117,6 @@ def resolve_checkpoint(path: str | os.PathLike[str], step: int | None = None
     return folder.parent, step
 
 
-def checked_metadata(ckpt: Checkpointer, step: int) -> dict[str, Any]:
-    """The JSON metadata of one checkpoint step, which must hold the run's config."""
-    meta = ckpt.metadata(step)
-    if not isinstance(meta.get("config"), dict):
-        raise CheckpointError(
-            f"the checkpoint {ckpt.step_path(step)} has no run config in its metadata; it was "
-            "not written by kmri-train or tools/import_torch_unet.py.")
-    return meta
-
-
 def load_model(path: str | os.PathLike[str], *, step: int | None = None) -> LoadedModel:
     """Restore the model of a checkpoint (see the module doc).
 
@@ -136,7 +127,7 @@ def load_model(path: str | os.PathLike[str], *, step: int | None = None) -> Load
     workdir, step = resolve_checkpoint(path, step)
     step_dir = workdir / "checkpoints" / str(step)
     with Checkpointer(workdir, async_save=False) as ckpt:
-        config = config_from_dict(checked_metadata(ckpt, step)["config"])
+        config = config_from_dict(ckpt.run_config(step))
         try:
             state, defs = create_state(int(config.seed), model_config=config.model,
                                        tx=_optimizer())

@@ -20,35 +20,32 @@ corruption (volume, slice, combination).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import nibabel as nib
 import numpy as np
 
 from kmri_jax import sim
-from kmri_jax.data.discovery import (DEFAULT_TE_S, DEFAULT_TR_S, discover_volumes, nifti_stem,
-                                     read_timing)
-from kmri_jax.data.errors import DataError
+from kmri_jax.data.discovery import DEFAULT_TR_S, nifti_stem
 from kmri_jax.tasks import volumes
 from kmri_jax.tasks.errors import TaskError
+from kmri_jax.tasks.inputs import VolumeInput, check_timing, find_inputs
+from kmri_jax.tasks.kspace_files import save_kspace, save_trace_csv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SimParams", "SimulatedVolume", "VolumeInput", "check_params", "corrupt_slices",
-           "find_inputs", "grid_tag", "slice_keys", "save_kspace", "load_kspace", "simulate"]
+__all__ = ["SimParams", "SimulatedVolume", "check_params", "corrupt_slices", "grid_tag",
+           "simulate"]
 
-METHODS = ("breathmetrics", "sinusoidal")
+METHODS = sim.breathing.METHODS
 # Accepted ranges (beyond them the simulation is meaningless or the cycle budget breaks).
 _RANGES = {
     "amplitude_px": (0.0, 100.0, "px"),
@@ -85,15 +82,6 @@ def check_params(p: SimParams) -> None:
                             f"[{low:g}, {high:g}] {unit}".rstrip())
 
 
-def check_timing(tr: float, te: float, where: str = "") -> None:
-    """TR > 0 and 0 <= TE < TR, in seconds."""
-    at = f" ({where})" if where else ""
-    if not (math.isfinite(tr) and 0 < tr <= 100):
-        raise TaskError(f"TR {tr:g} s{at} is out of range; use seconds in (0, 100]")
-    if not (math.isfinite(te) and 0 <= te < tr):
-        raise TaskError(f"TE {te:g} s{at} is out of range; use seconds in [0, TR)")
-
-
 def grid_tag(combination: int) -> str:
     """``c07_A2_f12_R6_SNR20``-style name of a seed grid combination."""
     p = sim.grid_params(np.int32(combination))
@@ -107,84 +95,26 @@ def grid_sim_params(combination: int) -> SimParams:
                      float(p.snr_db))
 
 
-# -- inputs ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class VolumeInput:
-    """One input volume: its file, its path relative to the input root, TR/TE (seconds)."""
-
-    path: Path
-    relative: Path
-    tr: float
-    te: float
-    index: int
-
-
-def find_inputs(input_path: str | os.PathLike[str], *, tr: float | None = None,
-                te: float | None = None, pattern: str | None = None) -> list[VolumeInput]:
-    """The volumes of a NIfTI file or a BIDS/NIfTI folder, with TR/TE.
-
-    TR/TE: the ``tr``/``te`` overrides when given, else the JSON sidecar
-    (:mod:`kmri_jax.data.discovery` rules), else the seed's defaults (2.5 s, 0.03 s).
-    """
-    path = Path(input_path)
-    if not path.exists():
-        raise TaskError(f"--input {os.fspath(path)!r} does not exist; pass a .nii/.nii.gz file "
-                        "or a BIDS folder")
-    if path.is_dir():
-        found = [(Path(v.path), Path(v.path).relative_to(path.resolve()), v.tr, v.te)
-                 for v in discover_volumes(path, pattern=pattern)]
-    else:
-        if not volumes.nifti_suffix(path):
-            raise TaskError(f"--input {os.fspath(path)!r} is not a .nii/.nii.gz file or a folder")
-        t_r, t_e, _ = read_timing(path.resolve(), path.resolve().parent)
-        found = [(path, Path(path.name), DEFAULT_TR_S if t_r is None else t_r,
-                  DEFAULT_TE_S if t_e is None else t_e)]
-    out = []
-    for i, (p, rel, t_r, t_e) in enumerate(found):
-        t_r = t_r if tr is None else tr
-        t_e = t_e if te is None else te
-        check_timing(t_r, t_e, os.fspath(p))
-        out.append(VolumeInput(p, rel, float(t_r), float(t_e), i))
-    return out
-
-
 # -- the device part -------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)
-def _batched_corrupt(method: str, center_fraction: float):
-    """``jit(vmap(corrupt))`` for one method; compiled once per batch shape."""
-
-    def one(key, image, params):
-        return sim.corrupt(key, image, params, method=method, center_fraction=center_fraction)
-
-    return jax.jit(jax.vmap(one))
-
-
-def slice_keys(seed: int, volume_index: int, slice_indices: Sequence[int],
-               combination: int | None = None) -> jax.Array:
-    """``[n]`` keys: ``fold_in(fold_in(key(seed), v), s)`` (then ``fold_in(., c)`` in grid mode)."""
-    root = jax.random.fold_in(jax.random.key(seed), volume_index)
-
-    def one(s):
-        k = jax.random.fold_in(root, s)
-        return k if combination is None else jax.random.fold_in(k, combination)
-
-    return jax.vmap(one)(jnp.asarray(np.asarray(slice_indices), jnp.int32))
+def _batched_corrupt(options: sim.CorruptOptions):
+    """``jit(vmap(corrupt))`` with these options; compiled once per batch shape."""
+    kwargs = options.kwargs()
+    return jax.jit(jax.vmap(lambda key, image, params: sim.corrupt(key, image, params, **kwargs)))
 
 
 def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr: float,
-                   te: float, method: str = "breathmetrics", center_fraction: float = 0.08,
+                   te: float, options: sim.CorruptOptions = sim.CorruptOptions(),
                    batch_size: int = 16) -> sim.Corrupted:
     """Corrupt ``images [n, ny, nx]`` float32 with one key each, in device batches.
 
     Returns:
       :class:`kmri_jax.sim.Corrupted` of numpy arrays with a leading ``[n]`` axis.
     """
-    if method not in METHODS:
-        raise TaskError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
+    if options.method not in METHODS:
+        raise TaskError(f"--method must be one of {', '.join(METHODS)}; got {options.method!r}")
     n = images.shape[0]
     batch = max(1, min(int(batch_size), n))
     scalar = sim.CorruptionParams(params.amplitude_px, params.rate_bpm, params.acceleration,
@@ -192,12 +122,13 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
     try:
         sim.check_image(images, batched=True)
         sim.check_params(scalar)
-        if method == "breathmetrics":
+        if options.method == "breathmetrics":
             last_line = np.asarray([(images.shape[1] - 1) * tr + te])
-            sim.validation.check_cycle_budget(last_line, np.asarray([params.rate_bpm]), 1024)
+            sim.validation.check_cycle_budget(last_line, np.asarray([params.rate_bpm]),
+                                              options.max_cycles)
     except ValueError as e:
         raise TaskError(f"cannot simulate these slices: {e}") from None
-    fn = _batched_corrupt(method, float(center_fraction))
+    fn = _batched_corrupt(options)
     p = sim.CorruptionParams(*(jnp.full((batch,), v, jnp.float32) for v in scalar))
     parts = []
     for start in range(0, n, batch):
@@ -206,107 +137,6 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
         keep = min(batch, n - start)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[:keep], out))
     return sim.Corrupted(*(np.concatenate(leaves) for leaves in zip(*parts)))
-
-
-def magnitude(kspace: np.ndarray) -> np.ndarray:
-    """``|ifft2(ifftshift(K))|`` over the last two axes (numpy, the seed's convention)."""
-    k = np.fft.ifftshift(kspace, axes=(-2, -1))
-    return np.abs(np.fft.ifft2(k, axes=(-2, -1))).astype(np.float32)
-
-
-# -- files -----------------------------------------------------------------------------------
-
-
-def _header_bytes(image: nib.Nifti1Image) -> np.ndarray:
-    return np.frombuffer(image.header.binaryblock, dtype=np.uint8).copy()
-
-
-def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image: nib.Nifti1Image,
-                axis: int, slice_indices: np.ndarray, params: SimParams, tr: float, te: float,
-                method: str, seed: int, volume_index: int, combination: int = -1) -> Path:
-    """Write one ``.npz`` (atomically): the k-space and everything needed to undo or reuse it.
-
-    Keys: ``kspace`` (corrupted) and ``clean`` ``[n, ny, nx] complex64``; ``mask [n, ny] bool``
-    (acquired lines); ``trace``, ``displacement [n, ny] float32`` and ``line_times [ny]``
-    (seconds); ``slice_index [n] int32``; ``axis``; ``volume_shape [3]``; ``affine [4, 4]``;
-    ``nifti_header`` (the input's raw header bytes, uint8); scalars ``amplitude_px``,
-    ``rate_bpm``, ``acceleration``, ``snr_db``, ``tr``, ``te``, ``seed``, ``volume_index``,
-    ``combination`` (-1 outside grid mode) and the string ``method``.
-    """
-    ny = corrupted.kspace.shape[1]
-    arrays = {
-        "kspace": corrupted.kspace.astype(np.complex64),
-        "clean": corrupted.clean.astype(np.complex64),
-        "mask": corrupted.mask.astype(bool),
-        "trace": corrupted.trace.astype(np.float32),
-        "displacement": corrupted.displacement.astype(np.float32),
-        "line_times": (np.arange(ny) * tr + te).astype(np.float32),
-        "slice_index": np.asarray(slice_indices, np.int32),
-        "axis": np.int32(axis),
-        "volume_shape": np.asarray(image.shape[:3], np.int64),
-        "affine": np.asarray(image.affine, np.float64),
-        "nifti_header": _header_bytes(image),
-        "amplitude_px": np.float32(params.amplitude_px), "rate_bpm": np.float32(params.rate_bpm),
-        "acceleration": np.float32(params.acceleration), "snr_db": np.float32(params.snr_db),
-        "tr": np.float32(tr), "te": np.float32(te), "seed": np.int64(seed),
-        "volume_index": np.int32(volume_index), "combination": np.int32(combination),
-        "method": np.asarray(method),
-    }
-    path = Path(path)
-    with volumes.atomic_output(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    return path
-
-
-def load_kspace(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a ``kmri-simulate --save-kspace`` file; checks the keys the commands need.
-
-    Raises:
-      TaskError: missing/unreadable file, or not written by ``kmri-simulate``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"k-space file {os.fspath(path)!r} does not exist; write one with "
-                        "kmri-simulate --save-kspace")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise TaskError(f"cannot read the k-space file {os.fspath(path)!r} ({e}); write it again "
-                        "with kmri-simulate --save-kspace") from None
-    needed = ("kspace", "slice_index", "axis", "volume_shape", "affine", "nifti_header")
-    missing = [k for k in needed if k not in data]
-    kspace = data.get("kspace")
-    if missing or kspace is None or kspace.ndim != 3 or not np.iscomplexobj(kspace):
-        raise TaskError(f"{os.fspath(path)!r} is not a kmri-simulate k-space file (missing "
-                        f"{missing or 'a complex [n, ny, nx] kspace'}); write it with "
-                        "kmri-simulate --save-kspace")
-    return data
-
-
-def image_from_kspace_file(data: dict[str, np.ndarray]) -> nib.Nifti1Image:
-    """An empty-data NIfTI image carrying the header and affine stored in a k-space file."""
-    header = nib.Nifti1Header.from_fileobj(io.BytesIO(data["nifti_header"].tobytes()))
-    shape = tuple(int(s) for s in data["volume_shape"])
-    header.set_data_shape(shape)
-    return nib.Nifti1Image(np.zeros(shape, np.float32), np.asarray(data["affine"]), header)
-
-
-def save_trace_csv(path: str | os.PathLike[str], corrupted: sim.Corrupted,
-                   slice_indices: np.ndarray, tr: float, te: float) -> Path:
-    """CSV, one row per (slice, line): slice, line, time_s, trace, displacement_px, acquired."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["slice", "line", "time_s", "trace", "displacement_px", "acquired"])
-    ny = corrupted.trace.shape[1]
-    for i, s in enumerate(slice_indices):
-        for ky in range(ny):
-            w.writerow([int(s), ky, f"{ky * tr + te:.6g}", f"{corrupted.trace[i, ky]:.6g}",
-                        f"{corrupted.displacement[i, ky]:.6g}", int(corrupted.mask[i, ky])])
-    with volumes.atomic_output(path) as tmp:
-        tmp.write_text(buf.getvalue())
-    return Path(path)
 
 
 # -- the whole command -----------------------------------------------------------------------
@@ -372,8 +202,9 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
     if tr is not None or te is not None:
         check_timing(DEFAULT_TR_S if tr is None else tr, 0.0 if te is None else te)
     inputs = find_inputs(input_path, tr=tr, te=te, pattern=pattern)
+    options = sim.CorruptOptions(method=method, center_fraction=center_fraction)
     output = Path(output)
-    combos = list(range(81)) if grid else None
+    combos = list(range(sim.num_combinations())) if grid else None
     if len(inputs) == 1 and combos is None and not volumes.nifti_suffix(output):
         raise TaskError(f"--output {os.fspath(output)!r} must end in .nii or .nii.gz for a "
                         "single input file (or pass a folder input / --grid to write a folder)")
@@ -394,7 +225,7 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
             last = (slices.shape[1] - 1) * v.tr + v.te
             rates = np.asarray([18.0 if grid else params.rate_bpm])
             try:
-                sim.validation.check_cycle_budget(np.asarray([last]), rates, 1024)
+                sim.validation.check_cycle_budget(np.asarray([last]), rates, options.max_cycles)
             except ValueError as e:
                 raise TaskError(f"{v.path}: {e} (lower TR or the rate)") from None
         loaded[v.index] = (slices, image)
@@ -405,10 +236,11 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
         slices, image = loaded[v.index]
         p = params if c < 0 else grid_sim_params(c)
         idx = np.arange(slices.shape[0])
-        keys = slice_keys(seed, v.index, idx, None if c < 0 else c)
-        corrupted = corrupt_slices(keys, slices, p, tr=v.tr, te=v.te, method=method,
-                                   center_fraction=center_fraction, batch_size=batch_size)
-        corrupted_volume = volumes.from_slices(magnitude(corrupted.kspace), axis)
+        keys = sim.sample_keys(jax.random.key(seed), v.index, idx, None if c < 0 else c)
+        corrupted = corrupt_slices(keys, slices, p, tr=v.tr, te=v.te, options=options,
+                                   batch_size=batch_size)
+        corrupted_volume = volumes.from_slices(np.asarray(sim.magnitude_image(corrupted.kspace)),
+                                               axis)
         volumes.write_volume_like(out_path, corrupted_volume, image, dtype=output_dtype)
         k_file = t_file = None
         if save_kspace_files:
@@ -432,6 +264,7 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
 
 
 def _write_grid_table(path: Path) -> None:
-    table = {grid_tag(c): dataclasses.asdict(grid_sim_params(c)) for c in range(81)}
+    table = {grid_tag(c): dataclasses.asdict(grid_sim_params(c))
+             for c in range(sim.num_combinations())}
     with volumes.atomic_output(path) as tmp:
         tmp.write_text(json.dumps(table, indent=1))

@@ -15,13 +15,6 @@ from kmri_jax.train.sharding import shard_batch
 
 # Summary names as the seed's history.csv spells them.
 _SUMMARY_NAMES = {"loss": "val_loss", "ssim": "val_SSIM", "psnr": "val_PSNR", "nrmse": "val_NRMSE"}
-_PARAM_NAMES = {"amplitude_px": "A", "rate_bpm": "f", "acceleration": "R", "snr_db": "SNR"}
-
-
-def grid_table(num_combinations: int = 81) -> dict[str, np.ndarray]:
-    """Parameter values of each grid combination: ``{"A"|"f"|"R"|"SNR": [num_combinations]}``."""
-    params = sim.grid_params(np.arange(num_combinations))
-    return {short: np.asarray(getattr(params, long)) for long, short in _PARAM_NAMES.items()}
 
 
 def to_host(x: jax.Array) -> np.ndarray:
@@ -64,7 +57,7 @@ def summarize(per_sample: Mapping[str, np.ndarray]) -> dict[str, float]:
             out[f"gain_{metric}"] = out[name] - out[f"input_{metric}"]
     combos = per_sample["combination"]
     if np.all(combos >= 0):
-        table = grid_table()
+        table = sim.grid_table()
         for short, values in table.items():
             per_value = values[combos]
             for value in np.unique(per_value):

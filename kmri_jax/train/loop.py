@@ -3,7 +3,6 @@ log, checkpoint. Everything heavy happens in the compiled steps; this module onl
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -17,23 +16,22 @@ import optax
 from jax.experimental import multihost_utils
 
 from kmri_jax import data as kdata
+from kmri_jax import sim
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train import evaluation, losses, monitoring, profiling, runtime, sharding
+from kmri_jax.train import evaluation, monitoring, profiling, runtime, sharding
 from kmri_jax.train.checkpointing import Checkpointer, abstract_like
+from kmri_jax.train.corruption import Corruption
+from kmri_jax.train.divergence import DivergenceWatch
+from kmri_jax.train.losses import loss_from_config
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
 from kmri_jax.train.state import create_state, learning_rate_schedule
-from kmri_jax.train.step import make_eval_step, make_predict, make_train_step
+from kmri_jax.train.step import compiled_eval, make_train_step
+from kmri_jax.train.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
 
 _FIXED_STREAM = 1  # fold_in(key(seed), 1): the seed replica's fixed training corruption.
-
-
-def preprocess_options(config: ml_collections.ConfigDict) -> kdata.PreprocessOptions:
-    """The data section's preprocessing fields as ``PreprocessOptions``."""
-    names = {f.name for f in dataclasses.fields(kdata.PreprocessOptions)}
-    return kdata.PreprocessOptions(**{k: v for k, v in config.data.items() if k in names})
 
 
 def prepare_data(config: ml_collections.ConfigDict, workdir: Path) -> kdata.SliceStore:
@@ -41,7 +39,7 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Path) -> kdata.Slic
     store_dir = Path(config.data.store) if config.data.store else workdir / "store"
     if jax.process_index() == 0:
         kdata.ensure_store(
-            config.data.root or None, store_dir, options=preprocess_options(config),
+            config.data.root or None, store_dir, options=kdata.PreprocessOptions.from_mapping(config.data),
             splits=config.data.splits_file or None, split_seed=config.data.split_seed,
             pattern=config.data.pattern or None, strict=config.data.strict,
             phantom_subjects=config.data.phantom_subjects,
@@ -52,46 +50,12 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Path) -> kdata.Slic
     return kdata.SliceStore(store_dir)
 
 
-def orthogonal_combinations() -> list[int]:
-    """The 9 grid combinations of the L9(3^4) orthogonal array.
-
-    Each level of each of A, f, R, SNR appears 3 times and every pair of levels of two
-    parameters once, so per-parameter means are balanced at 1/9 of the full grid's cost.
-    Row (i, j) has levels (i, j, (i + j) % 3, (i + 2j) % 3), index ``27a + 9f + 3r + s``.
-    """
-    rows = [(i, j, (i + j) % 3, (i + 2 * j) % 3) for i in range(3) for j in range(3)]
-    return [27 * a + 9 * f + 3 * r + s for a, f, r, s in rows]
-
-
 def eval_combinations(spec: str) -> list[int]:
-    """``"all"`` -> the 81 grid combinations; ``"orthogonal"`` -> the balanced 9; or ``"0,40,80"``."""
-    spec = spec.strip()
-    if spec == "all":
-        return list(range(81))
-    if spec == "orthogonal":
-        return orthogonal_combinations()
+    """``config.eval.combinations`` as grid indices (:func:`kmri_jax.sim.parse_combinations`)."""
     try:
-        combos = [int(c) for c in spec.split(",") if c.strip()]
-    except ValueError:
-        combos = []
-    if not combos or any(not 0 <= c < 81 for c in combos):
-        raise ConfigValueError(
-            f"eval.combinations={spec!r}: use 'all', 'orthogonal', or comma-separated grid "
-            "indices in 0..80"
-        )
-    return combos
-
-
-def _combinations_per_slice(config: ml_collections.ConfigDict) -> int:
-    """Records per slice in training: K grid combinations in ``fixed`` mode, 0 in ``fresh``."""
-    mode, k = config.corruption.mode, config.corruption.combinations_per_slice
-    if mode not in ("fresh", "fixed"):
-        raise ConfigValueError(f"corruption.mode must be 'fresh' or 'fixed', got {mode!r}")
-    if mode == "fixed" and not 1 <= k <= 81:
-        raise ConfigValueError(
-            f"corruption.mode='fixed' needs 1 <= corruption.combinations_per_slice <= 81 (seed: 81), got {k}"
-        )
-    return k if mode == "fixed" else 0
+        return sim.parse_combinations(spec)
+    except ValueError as e:
+        raise ConfigValueError(f"eval.combinations={e}") from None
 
 
 def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.ndarray]:
@@ -99,27 +63,12 @@ def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.n
     host = {k: evaluation.to_host(v)[:n] for k, v in out.items()}
     order = ("input", "output", "target")
     mags = [np.asarray(magnitude_image(host[k])) for k in order]
-    logk = [np.log1p(np.hypot(host[k][:, 0], host[k][:, 1]) * 1e3) for k in order]
+    logk = [monitoring.log_magnitude(np.asarray(sim.from_channels(host[k])), dynamic_range=1e4)
+            for k in order]
     return {
         "images/corrupted_corrected_truth": monitoring.image_grid(mags, normalize="row"),
         "kspace/corrupted_corrected_truth": monitoring.image_grid(logk, normalize="tile"),
     }
-
-
-def _check_same_model(config: ml_collections.ConfigDict, path: Path, metadata: dict) -> None:
-    """Refuse to resume a checkpoint whose network computes another function.
-
-    Shapes are checked on restore; ``model.residual`` changes the function with the same
-    shapes, so it is compared with the config stored in the checkpoint's metadata.
-    """
-    stored = (metadata.get("config") or {}).get("model") or {}
-    for key in ("residual", "base_channels"):
-        if key in stored and stored[key] != config.model[key]:
-            raise ConfigValueError(
-                f"the checkpoint {path} was trained with model.{key}={stored[key]!r}, this config "
-                f"has {config.model[key]!r}: pass --config.model.{key}={stored[key]!r} to resume "
-                "it, or use another --workdir"
-            )
 
 
 def train_and_evaluate(
@@ -128,32 +77,47 @@ def train_and_evaluate(
     *,
     on_step: Callable[[int, dict[str, jax.Array]], None] | None = None,
 ) -> dict[str, float]:
-    """Train the U-Net as ``config`` says, writing everything under ``workdir``.
+    """Train the network as ``config`` says, writing everything under ``workdir``.
 
-    Resumes from the latest checkpoint in ``workdir`` when there is one. ``on_step(step,
-    metrics)`` is called after every step with the step's device scalars (reading them
-    waits for the step). Returns the last evaluation summary (empty if none ran).
+    Resumes from the latest checkpoint in ``workdir`` when there is one; refuses a workdir
+    another live run holds. ``on_step(step, metrics)`` is called after every step with the
+    step's device scalars (reading them waits for the step). Returns the last evaluation
+    summary (empty if none ran).
+
+    Raises:
+      TrainingDivergedError: a non-finite loss, gradient, parameter or validation metric.
+      WorkdirBusyError, CheckpointError, ConfigValueError, DataError: one clear message each.
     """
     workdir = Path(workdir).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tc, ec = config.train, config.eval
     multi_process = sharding.initialize_distributed()
+    # Process 0 takes the lock (single process: without starting JAX's backends, whose CPU
+    # device count is decided below).
+    with WorkdirLock(workdir, enabled=not multi_process or jax.process_index() == 0):
+        return _train_and_evaluate(config, workdir, multi_process=multi_process,
+                                   on_step=on_step)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, multi_process: bool,
+                        on_step: Callable | None) -> dict[str, float]:
+    """Set-up (runtime, data, state, compiled steps, resume), then :func:`_train`."""
+    tc, ec = config.train, config.eval
     runtime.configure_cpu_devices(config.runtime.cpu_devices, multi_process=multi_process,
                                   batch_sizes=(tc.batch_size, ec.batch_size))
     runtime.enable_compilation_cache(config.runtime.compilation_cache)
     mesh = sharding.make_mesh()
     host_batch = sharding.local_batch_size(tc.batch_size, mesh=mesh)
-    eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh)
+    eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh, key="eval.batch_size")
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
 
-    combos_per_slice = _combinations_per_slice(config)  # Config errors before any work.
+    corruption = Corruption.from_config(config)  # Config errors before any work.
+    loss_fn = loss_from_config(tc)
     eval_combos = eval_combinations(ec.combinations)
 
     # -- data -------------------------------------------------------------------------------
     store = prepare_data(config, workdir)
     steps_per_epoch = kdata.steps_per_epoch(
         store, batch_size=host_batch, shard_count=jax.process_count(),
-        combinations_per_slice=combos_per_slice,
+        combinations_per_slice=corruption.combinations_per_slice,
     )
     total_steps = steps_per_epoch * tc.num_epochs
     if tc.max_steps > 0:
@@ -168,23 +132,19 @@ def train_and_evaluate(
     tx = optax.adam(schedule)
     state, defs = create_state(config.seed, model_config=config.model, tx=tx)
     state = sharding.replicate(state, mesh)
-    loss_options = {"weights": dict(tc.loss_weights)} if tc.loss == "hybrid" else {}
-    loss_fn = losses.get_loss(tc.loss, **loss_options)
-    corruption = dict(method=config.corruption.method, center_fraction=config.corruption.center_fraction)
-    eval_root = jax.random.key(ec.seed)
     train_step = jax.jit(
         make_train_step(
-            defs, tx, loss_fn=loss_fn, corruption_mode=config.corruption.mode,
+            defs, tx, loss_fn=loss_fn, corruption=corruption,
             fixed_root=jax.random.fold_in(jax.random.key(config.seed), _FIXED_STREAM),
-            distribution=config.corruption.distribution, schedule=schedule, **corruption,
+            schedule=schedule,
         ),
         donate_argnums=0,
     )
-    eval_step = jax.jit(make_eval_step(defs, loss_fn=loss_fn, eval_root=eval_root, **corruption))
-    predict = jax.jit(make_predict(defs, eval_root=eval_root, **corruption))
+    eval_step, predict = compiled_eval(config, defs, loss_fn=loss_fn, corruption=corruption)
 
     train_iter = kdata.train_iterator(
-        store, batch_size=host_batch, seed=config.seed, combinations_per_slice=combos_per_slice,
+        store, batch_size=host_batch, seed=config.seed,
+        combinations_per_slice=corruption.combinations_per_slice,
         worker_count=config.data.worker_count, prefetch=config.data.prefetch, **shard,
     )
 
@@ -196,21 +156,33 @@ def train_and_evaluate(
     ckpt = Checkpointer(
         workdir, max_to_keep=config.checkpoint.max_to_keep,
         best_metric=config.checkpoint.best_metric or None, best_mode=config.checkpoint.best_mode,
-        async_save=config.checkpoint.async_save,
+        async_save=config.checkpoint.async_save, keep_hint="--config.checkpoint.max_to_keep",
     )
-    start_step = 0
-    if ckpt.latest_step() is not None:
-        _check_same_model(config, ckpt.step_path(ckpt.latest_step()), ckpt.metadata())
-        restored = ckpt.restore(abstract_like(state, sharding=sharding.replicated(mesh)))
-        state = restored.state
-        if restored.data_state is not None:
-            train_iter.set_state(restored.data_state)
-        start_step = int(restored.metadata["step"])
-        log.info("resumed from %s at step %d", ckpt.step_path(start_step), start_step)
-        if start_step >= total_steps:
-            log.info("this run is complete (step %d of %d); use another --workdir, or raise "
-                     "--config.train.num_epochs to train on", start_step, total_steps)
+    with ckpt:
+        start_step = 0
+        if ckpt.latest_step() is not None:
+            restored = ckpt.restore(abstract_like(state, sharding=sharding.replicated(mesh)),
+                                    model_config=config.model)
+            state = restored.state
+            if restored.data_state is not None:
+                train_iter.set_state(restored.data_state)
+            start_step = int(restored.metadata["step"])
+            log.info("resumed from %s at step %d", ckpt.step_path(start_step), start_step)
+            if start_step >= total_steps:
+                log.info("this run is complete (step %d of %d); use another --workdir, or raise "
+                         "--config.train.num_epochs to train on", start_step, total_steps)
+        return _train(config, workdir, ckpt=ckpt, state=state, start_step=start_step,
+                      total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                      train_step=train_step, eval_step=eval_step, predict=predict,
+                      train_iter=train_iter, eval_batches=eval_batches, mesh=mesh,
+                      on_step=on_step)
 
+
+def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int, total_steps: int,
+           steps_per_epoch: int, train_step, eval_step, predict, train_iter, eval_batches, mesh,
+           on_step) -> dict[str, float]:
+    """The training loop proper: steps, logging, evaluation, checkpoints, stopping."""
+    tc, ec = config.train, config.eval
     monitor = monitoring.Monitor(workdir, purge_step=start_step or None)
     history = monitoring.History(workdir)
     progress = monitoring.Progress(total_steps=total_steps, batch_size=tc.batch_size, every=tc.log_every_steps)
@@ -221,12 +193,14 @@ def train_and_evaluate(
         total_steps, steps_per_epoch, tc.batch_size, mesh.size, jax.default_backend().upper(),
         "" if mesh.size == 1 else "s", eval_batches().n_records,
     )
+    watch = DivergenceWatch(config, last_saved=start_step or None)
 
     def save(step: int, epoch: int, summary: dict[str, float] | None = None) -> None:
+        watch.check()  # Never save a state that went non-finite.
         ckpt.save(step, state, metadata={"epoch": epoch, "config": config.to_dict()},
                   data_state=train_iter.get_state(), metrics=summary)
+        watch.saved(step)
 
-    # -- train ------------------------------------------------------------------------------
     summary: dict[str, float] = {}
     loss_sum, loss_count = jnp.zeros(()), 0
     epoch_start = time.perf_counter()
@@ -234,18 +208,20 @@ def train_and_evaluate(
     trace = profiling.StepTrace(workdir / "tensorboard", start_step=start_step,
                                 skip=config.runtime.profile_start_step,
                                 steps=config.runtime.profile_steps)
-    with ckpt, monitor, PreemptionGuard() as guard, trace:
+    with monitor, PreemptionGuard() as guard, trace:
         while step < total_steps:
             batch = sharding.shard_batch(next(train_iter), mesh)
             state, metrics = train_step(state, batch)
             step += 1
             trace.after_step(step, metrics)
+            watch.update(metrics)
             loss_sum, loss_count = loss_sum + metrics["loss"], loss_count + 1
             if on_step is not None:
                 on_step(step, metrics)
             epoch, end_of_epoch = step // steps_per_epoch, step % steps_per_epoch == 0
             if progress.due(step):
-                host_metrics = jax.device_get(metrics)  # waits for the step: honest timing
+                watch.check()
+                host_metrics = jax.device_get({k: metrics[k] for k in ("loss", "grad_norm", "lr")})
                 stats = progress.update(step, epoch=epoch, loss=host_metrics["loss"],
                                         extra={"lr": host_metrics["lr"]})
                 if stats is not None:
@@ -254,8 +230,10 @@ def train_and_evaluate(
                                      "step_time_s": stats.step_time_s}, step, prefix="train/")
             last = step == total_steps
             if (end_of_epoch and epoch % ec.every_epochs == 0) or last:
+                watch.check()
                 per_sample = evaluation.run_eval(eval_step, state, eval_batches(), mesh)
                 summary = evaluation.summarize(per_sample)
+                watch.check_summary(step, summary)
                 train_loss = float(loss_sum) / max(loss_count, 1)
                 monitor.scalars(summary, step, prefix="val/")
                 first = next(iter(eval_batches()))

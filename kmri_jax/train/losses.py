@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-# TODO(refactor): use kmri_jax.sim.kspace_to_image once sim/ lands.
-from kmri_jax.train.metrics import magnitude_image
+from kmri_jax.config import ConfigValueError
+from kmri_jax.train.metrics import magnitude_image, valid_mask
 
 __all__ = [
     "LossFn",
@@ -68,17 +68,6 @@ def _check(pred: jax.Array, target: jax.Array) -> None:
             f"expected pred and target of the same shape [B, 2, H, W], got {pred.shape} and "
             f"{target.shape}"
         )
-
-
-def _valid_mask(valid_shape: ArrayLike, batch: int, hw: tuple[int, int]) -> jax.Array:
-    """``[B, H, W]`` bool: the top-left (rows, cols) of each sample."""
-    vs = jnp.asarray(valid_shape, jnp.int32)
-    if vs.shape not in ((2,), (batch, 2)):
-        raise ValueError(f"valid_shape must have shape [2] or [{batch}, 2], got {vs.shape}")
-    vs = jnp.broadcast_to(vs, (batch, 2))
-    rows = jnp.arange(hw[0])[None, :, None] < vs[:, 0, None, None]
-    cols = jnp.arange(hw[1])[None, None, :] < vs[:, 1, None, None]
-    return rows & cols
 
 
 def _weighted_entry_mean(
@@ -113,7 +102,7 @@ def seed_masked_l1(
     """
     _check(pred, target)
     b, c, h, w = pred.shape
-    mask = _valid_mask(valid_shape, b, (h, w))[:, None]  # [B, 1, H, W]
+    mask = valid_mask(valid_shape, b, (h, w))[:, None]  # [B, 1, H, W]
     err = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
     sums = jnp.sum(jnp.where(mask, err, 0.0), axis=(1, 2, 3))
     counts = c * jnp.sum(mask, axis=(1, 2, 3)).astype(jnp.float32)
@@ -158,7 +147,7 @@ def image_l1(
     """
     _check(pred, target)
     b, _, h, w = pred.shape
-    mask = _valid_mask(valid_shape, b, (h, w))  # [B, H, W]
+    mask = valid_mask(valid_shape, b, (h, w))  # [B, H, W]
     pred_img = magnitude_image(pred)
     target_img = magnitude_image(target)
     if normalize:
@@ -233,3 +222,13 @@ def get_loss(name: str, **options: Any) -> LossFn:
             f"loss {name!r} has no option(s) {unknown}; its options: {sorted(allowed)}"
         )
     return functools.partial(fn, **options) if options else fn
+
+
+def loss_from_config(train_config: Any) -> LossFn:
+    """The loss ``config.train`` names (``train.loss``, with ``train.loss_weights`` for
+    ``hybrid``); a bad name or weight is a ConfigValueError naming the key."""
+    options = {"weights": dict(train_config.loss_weights)} if train_config.loss == "hybrid" else {}
+    try:
+        return get_loss(train_config.loss, **options)
+    except ValueError as e:
+        raise ConfigValueError(f"train.loss={train_config.loss!r}: {e}") from None

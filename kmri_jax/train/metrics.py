@@ -12,7 +12,8 @@ image ``img[b, :rows, :cols]``:
 - :func:`psnr`: ``peak_signal_noise_ratio(ref, pred, data_range=...)``.
 - :func:`nrmse`: ``normalized_root_mse(ref, pred)`` ('euclidean': ``||ref - pred|| / ||ref||``).
 
-:func:`image_metrics` applies DESIGN.md's definition to 2-channel k-space: magnitude images
+:func:`image_metrics` applies the project's metric definition (docs/conventions.md) to 2-channel
+k-space: magnitude images
 ``|ifft2(ifftshift(K))|`` of prediction and ground truth, both divided by the ground truth's
 maximum over the valid region, then the three metrics with ``data_range=1``.
 
@@ -25,25 +26,18 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-__all__ = ["magnitude_image", "ssim", "psnr", "nrmse", "image_metrics"]
+from kmri_jax import sim
+
+__all__ = ["magnitude_image", "valid_mask", "ssim", "psnr", "nrmse", "image_metrics"]
 
 _WIN = 7  # scikit-image's default uniform window
 _K1, _K2 = 0.01, 0.03
 
 
 def magnitude_image(channels: jax.Array) -> jax.Array:
-    """``|ifft2(ifftshift(K))|`` of 2-channel k-space (numpy normalisation, seed convention).
-
-    Args:
-      channels: ``[..., 2, H, W]`` float, (real, imaginary) of the centred k-space ``K``.
-
-    Returns:
-      ``[..., H, W]`` float32 magnitude image.
-    """
-    channels = jnp.asarray(channels, jnp.float32)
-    k = jax.lax.complex(channels[..., 0, :, :], channels[..., 1, :, :])
-    image = jnp.fft.ifft2(jnp.fft.ifftshift(k, axes=(-2, -1)), axes=(-2, -1))
-    return jnp.abs(image)
+    """:func:`kmri_jax.sim.magnitude_image` of 2-channel k-space: ``[..., 2, H, W]`` float
+    (real, imaginary) -> ``[..., H, W]`` float32."""
+    return sim.magnitude_image(sim.from_channels(jnp.asarray(channels, jnp.float32)))
 
 
 def _batched_valid_shape(valid_shape: ArrayLike, batch: int) -> jax.Array:
@@ -59,6 +53,13 @@ def _region_mask(rows: jax.Array, cols: jax.Array, shape: tuple[int, int]) -> ja
     r = jnp.arange(shape[0])[:, None] < rows
     c = jnp.arange(shape[1])[None, :] < cols
     return r & c
+
+
+def valid_mask(valid_shape: ArrayLike, batch: int, shape: tuple[int, int]) -> jax.Array:
+    """The valid (unpadded) region of each sample: ``[B, H, W]`` bool, true on the top-left
+    ``valid_shape[b] = (rows, cols)`` block; ``valid_shape`` is ``[B, 2]`` or ``[2]`` int."""
+    valid = _batched_valid_shape(valid_shape, batch)
+    return jax.vmap(lambda v: _region_mask(v[0], v[1], shape))(valid)
 
 
 def _check_images(pred: jax.Array, ref: jax.Array) -> None:
@@ -127,8 +128,7 @@ def _mse_and_ref_power(
     pred = jnp.asarray(pred, jnp.float32)
     ref = jnp.asarray(ref, jnp.float32)
     _check_images(pred, ref)
-    valid = _batched_valid_shape(valid_shape, pred.shape[0])
-    mask = jax.vmap(lambda v: _region_mask(v[0], v[1], pred.shape[1:]))(valid)
+    mask = valid_mask(valid_shape, pred.shape[0], pred.shape[1:])
     count = jnp.sum(mask, axis=(1, 2)).astype(jnp.float32)
     mse = jnp.sum(jnp.where(mask, (ref - pred) ** 2, 0.0), axis=(1, 2)) / count
     power = jnp.sum(jnp.where(mask, ref * ref, 0.0), axis=(1, 2)) / count
@@ -158,7 +158,7 @@ def nrmse(pred: jax.Array, ref: jax.Array, valid_shape: ArrayLike) -> jax.Array:
 def image_metrics(
     pred_kspace_channels: jax.Array, ref_kspace_channels: jax.Array, valid_shape: ArrayLike
 ) -> dict[str, jax.Array]:
-    """SSIM, PSNR, NRMSE of reconstructed magnitude images, per sample (DESIGN.md's metrics).
+    """SSIM, PSNR, NRMSE of reconstructed magnitude images, per sample (docs/conventions.md).
 
     Magnitude images ``|ifft2(ifftshift(K))|`` of both inputs, divided by the ground-truth
     image's maximum over the valid region, compared on the valid region with ``data_range=1``.
@@ -176,7 +176,7 @@ def image_metrics(
     ref = magnitude_image(ref_kspace_channels)
     _check_images(pred, ref)
     valid = _batched_valid_shape(valid_shape, ref.shape[0])
-    mask = jax.vmap(lambda v: _region_mask(v[0], v[1], ref.shape[1:]))(valid)
+    mask = valid_mask(valid, ref.shape[0], ref.shape[1:])
     scale = jnp.max(jnp.where(mask, ref, 0.0), axis=(1, 2))[:, None, None]
     pred, ref = pred / scale, ref / scale
     return {

@@ -159,9 +159,18 @@ class Monitor:
         self.close()
 
 
-def log_magnitude(kspace: np.ndarray | jax.Array) -> np.ndarray:
-    """``log(1 + |K|)`` of complex k-space, for display: ``[..., H, W]`` complex -> float32."""
-    return np.log1p(np.abs(np.asarray(kspace))).astype(np.float32)
+def log_magnitude(kspace: np.ndarray | jax.Array, *, dynamic_range: float | None = None
+                  ) -> np.ndarray:
+    """``log(1 + |K|)`` of complex k-space, for display: ``[..., H, W]`` complex -> float32.
+
+    ``dynamic_range``: first scale ``|K|`` so that its maximum (over the last two axes) is this
+    value, so that the picture does not depend on the data's units (figures use 1e4).
+    """
+    mag = np.abs(np.asarray(kspace))
+    if dynamic_range is not None:
+        top = mag.max(axis=(-2, -1), keepdims=True)
+        mag = mag / np.where(top > 0, top, 1.0) * dynamic_range
+    return np.log1p(mag).astype(np.float32)
 
 
 def image_grid(

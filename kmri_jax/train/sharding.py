@@ -16,6 +16,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from kmri_jax.config import ConfigValueError
+
 __all__ = [
     "DATA_AXIS",
     "batch_sharding",
@@ -127,17 +129,19 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, replicated(mesh))
 
 
-def local_batch_size(global_batch_size: int, *, mesh: Mesh | None = None) -> int:
+def local_batch_size(global_batch_size: int, *, mesh: Mesh | None = None,
+                     key: str = "train.batch_size") -> int:
     """The batch each process loads: ``global / process_count``.
 
     Raises:
-      ValueError: the global batch does not split evenly over the devices.
+      ConfigValueError: the global batch (config key ``key``) does not split evenly over the
+        devices.
     """
     devices = mesh.size if mesh is not None else jax.device_count()
     if global_batch_size % devices:
-        raise ValueError(
-            f"batch size {global_batch_size} is not divisible by the {devices} devices; "
-            f"use a multiple of {devices} (e.g. --config.batch_size="
+        raise ConfigValueError(
+            f"{key}={global_batch_size} is not divisible by the {devices} devices; "
+            f"use a multiple of {devices} (e.g. --config.{key}="
             f"{max(devices, global_batch_size // devices * devices)})."
         )
     return global_batch_size // jax.process_count()

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import optax
 
 from kmri_jax.train import metrics
-from kmri_jax.train.losses import LossFn
-from kmri_jax.train.corruption import corrupt_batch, network_io
+from kmri_jax.train.corruption import Corruption, network_io
+from kmri_jax.train.losses import LossFn, loss_from_config
 from kmri_jax.train.state import ModelDefs, TrainState, apply_model
 
 Batch = Mapping[str, jax.Array]
@@ -25,14 +25,15 @@ def make_train_step(
     tx: optax.GradientTransformation,
     *,
     loss_fn: LossFn,
-    corruption_mode: str,
+    corruption: Corruption,
     fixed_root: jax.Array,
-    distribution: str = "grid",
-    method: str = "breathmetrics",
-    center_fraction: float = 0.08,
     schedule: optax.Schedule | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """``train_step(state, batch) -> (state, {'loss', 'grad_norm', 'lr'})``, to be jitted.
+    """``train_step(state, batch) -> (state, metrics)``, to be jitted.
+
+    Metrics: ``loss``, ``grad_norm``, ``lr`` (with a schedule), ``step`` (the step just
+    taken, 1-based) and ``finite`` (loss, gradient norm and updated parameters all finite:
+    the loop stops a diverging run on it without an extra host sync).
 
     The step key is ``fold_in(state.rng, state.step)``; in ``fixed`` mode the corruption is
     keyed by ``fixed_root`` and each sample's (volume, slice, combination) instead.
@@ -40,11 +41,8 @@ def make_train_step(
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        key = step_key if corruption_mode == "fresh" else fixed_root
-        corrupted, _ = corrupt_batch(
-            key, batch, mode=corruption_mode, distribution=distribution, method=method,
-            center_fraction=center_fraction,
-        )
+        key = step_key if corruption.mode == "fresh" else fixed_root
+        corrupted, _ = corruption.corrupt_batch(key, batch, mode=corruption.mode)
         x, target, _ = network_io(corrupted)
 
         def objective(params):
@@ -54,7 +52,10 @@ def make_train_step(
         (loss, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        out = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(
+            optax.tree.norm(params))
+        out = {"loss": loss, "grad_norm": grad_norm, "step": state.step + 1, "finite": finite}
         if schedule is not None:
             out["lr"] = jnp.asarray(schedule(state.step), jnp.float32)
         new_state = state._replace(
@@ -69,9 +70,8 @@ def make_eval_step(
     defs: ModelDefs,
     *,
     loss_fn: LossFn,
+    corruption: Corruption,
     eval_root: jax.Array,
-    method: str = "breathmetrics",
-    center_fraction: float = 0.08,
 ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
     """``eval_step(state, batch) -> {name: [B]}`` per-sample loss and image metrics.
 
@@ -84,9 +84,7 @@ def make_eval_step(
         return jax.vmap(lambda p, t, v: loss_fn(p[None], t[None], v[None]))(pred, target, valid_shape)
 
     def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-        corrupted, _ = corrupt_batch(
-            eval_root, batch, mode="fixed", method=method, center_fraction=center_fraction
-        )
+        corrupted, _ = corruption.corrupt_batch(eval_root, batch, mode="fixed")
         x, target, _ = network_io(corrupted)
         pred, _ = apply_model(defs, state.params, state.batch_stats, x, train=False)
         valid = batch["valid_shape"]
@@ -101,8 +99,7 @@ def make_eval_step(
 
 
 def make_predict(
-    defs: ModelDefs, *, eval_root: jax.Array, method: str = "breathmetrics",
-    center_fraction: float = 0.08,
+    defs: ModelDefs, *, corruption: Corruption, eval_root: jax.Array,
 ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
     """``predict(state, batch) -> {'input', 'output', 'target'}`` k-space channels ``[B, 2, ny, nx]``.
 
@@ -110,11 +107,22 @@ def make_predict(
     """
 
     def predict(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-        corrupted, _ = corrupt_batch(
-            eval_root, batch, mode="fixed", method=method, center_fraction=center_fraction
-        )
+        corrupted, _ = corruption.corrupt_batch(eval_root, batch, mode="fixed")
         x, target, _ = network_io(corrupted)
         pred, _ = apply_model(defs, state.params, state.batch_stats, x, train=False)
         return {"input": x, "output": pred, "target": target}
 
     return predict
+
+
+def compiled_eval(config: Any, defs: ModelDefs, *, loss_fn: LossFn | None = None,
+                  corruption: Corruption | None = None) -> tuple[Callable, Callable]:
+    """The jitted ``(eval_step, predict)`` of a run's config: its loss and corruption (built
+    from the config unless given) and the fixed evaluation key ``key(config.eval.seed)``, the
+    same in the training loop and in ``kmri-evaluate``."""
+    loss_fn = loss_from_config(config.train) if loss_fn is None else loss_fn
+    corruption = Corruption.from_config(config) if corruption is None else corruption
+    eval_root = jax.random.key(int(config.eval.seed))
+    eval_step = make_eval_step(defs, loss_fn=loss_fn, corruption=corruption, eval_root=eval_root)
+    predict = make_predict(defs, corruption=corruption, eval_root=eval_root)
+    return jax.jit(eval_step), jax.jit(predict)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import nibabel as nib
-import numpy as np
 import optax
 import pytest
 

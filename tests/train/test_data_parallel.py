@@ -18,6 +18,7 @@ _SCRIPT = textwrap.dedent("""
     import jax, numpy as np, optax
     from kmri_jax.train import losses, sharding
     from kmri_jax.train.state import create_state
+    from kmri_jax.train.corruption import Corruption
     from kmri_jax.train.step import make_eval_step, make_train_step
     sys.path.insert(0, sys.argv[1])
     from tiny_run import tiny_config
@@ -40,9 +41,10 @@ _SCRIPT = textwrap.dedent("""
         state, defs = create_state(0, model_config=c.model, tx=tx)
         state = sharding.replicate(state, mesh)
         loss = losses.get_loss("seed_masked_l1")
-        step = jax.jit(make_train_step(defs, tx, loss_fn=loss, corruption_mode="fresh",
+        step = jax.jit(make_train_step(defs, tx, loss_fn=loss, corruption=Corruption(),
                                        fixed_root=jax.random.key(1)), donate_argnums=0)
-        evaluate = jax.jit(make_eval_step(defs, loss_fn=loss, eval_root=jax.random.key(2)))
+        evaluate = jax.jit(make_eval_step(defs, loss_fn=loss, corruption=Corruption(),
+                                          eval_root=jax.random.key(2)))
         losses_seen = []
         for i in range(3):
             state, m = step(state, sharding.shard_batch(batch(i), mesh))

@@ -13,7 +13,8 @@ import pytest
 from kmri_jax.config import ConfigValueError
 from kmri_jax.data import DataError
 from kmri_jax.train.checkpointing import CheckpointError
-from kmri_jax.train.loop import eval_combinations, orthogonal_combinations, train_and_evaluate
+from kmri_jax.sim import orthogonal_combinations
+from kmri_jax.train.loop import eval_combinations, train_and_evaluate
 
 
 def _losses(config, workdir, *, stop_at=None):

@@ -20,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from kmri_jax import sim
 from kmri_jax.train import losses
 from kmri_jax.train.state import create_state
+from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.step import make_train_step
 
 STEPS = 10
@@ -47,8 +49,9 @@ def _setup(config, dtype):
     config.model.residual = False  # random start: large, quickly falling loss
     tx = optax.adam(1e-3)
     state, defs = create_state(0, model_config=config.model, tx=tx)
+    corruption = Corruption(mode="fresh", options=sim.CorruptOptions(method=METHOD))
     step = make_train_step(defs, tx, loss_fn=losses.get_loss("seed_masked_l1"),
-                           corruption_mode="fresh", fixed_root=jax.random.key(1), method=METHOD)
+                           corruption=corruption, fixed_root=jax.random.key(1))
     return state, step
 
 

@@ -8,6 +8,7 @@ import optax
 
 from kmri_jax.train import losses
 from kmri_jax.train.state import create_state
+from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.step import make_train_step
 
 
@@ -29,7 +30,7 @@ def test_step_compiles_once_and_loss_falls(config):
     state, defs = create_state(0, model_config=config.model, tx=tx)
     traces = []
     step_fn = make_train_step(defs, tx, loss_fn=losses.get_loss("kspace_l1"),
-                              corruption_mode="fresh", fixed_root=jax.random.key(1))
+                              corruption=Corruption(mode="fresh"), fixed_root=jax.random.key(1))
 
     def counted(state, batch):
         traces.append(1)  # runs only while tracing
@@ -49,7 +50,7 @@ def test_step_compiles_once_and_loss_falls(config):
 
 def test_fixed_mode_is_the_same_corruption_every_time(config):
     """The seed replica's fixed corruption: the same batch gives the same loss gradient input."""
-    from kmri_jax.train.corruption import corrupt_batch
+    corrupt_batch = Corruption().corrupt_batch
 
     batch = _batch(np.random.default_rng(1))
     root = jax.random.key(3)
