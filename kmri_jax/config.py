@@ -1,7 +1,7 @@
 """Every experiment setting, with its default: ``base_config() -> ml_collections.ConfigDict``.
 
 Experiment files in ``experiments/`` start from this and change what they need. The dict is
-locked, so a mistyped key (in a file or a ``--config.key=value`` override) is an error.
+locked, so a mistyped key (in a file or a ``--config.KEY=VALUE`` override) is an error.
 """
 
 from __future__ import annotations

@@ -1,233 +1,125 @@
-"""``kmri-train``: train a U-Net from an experiment config.
+"""``kmri-train``: train a network from an experiment config (flax's entry-point convention).
 
 Usage::
 
     kmri-train --config experiments/quickstart.py --workdir runs/quick
     kmri-train --config experiments/seed_replica.py:/data/ds005616 --workdir runs/seed \\
-        --config.batch_size=16 --config.model.base_channels=16
+        --config.train.batch_size=16 --config.model.base_channels=16
 
 ``--config FILE[:ARG]`` loads ``FILE`` and calls its ``get_config(ARG)`` (``get_config()``
-without ``:ARG``). Each ``--config.KEY=VALUE`` (or ``--config.KEY VALUE``) overrides one
-existing field, parsed as the field's type; an unknown key is an error. Rerunning with the
-same ``--workdir`` resumes from its latest checkpoint. Also ``python -m kmri_jax.cli.train``.
+without ``:ARG``); each ``--config.KEY=VALUE`` (or ``--config.KEY VALUE``) overrides one
+existing field, parsed as the field's type (``ml_collections.config_flags``). A mistyped key is
+one error naming it and the keys it was probably meant to be. Rerunning with the same
+``--workdir`` resumes from its latest checkpoint. Also ``python -m kmri_jax.cli.train``.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import difflib
-import importlib.util
 import logging
-import pathlib
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 from kmri_jax.cli.common import run_command
 
-__all__ = ["ConfigError", "apply_overrides", "load_config", "main", "parse_args"]
+__all__ = ["config_keys", "load_config", "main"]
 
 log = logging.getLogger("kmri_jax")
 
 _PROG = "kmri-train"
-_OVERRIDE_PREFIX = "--config."
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+_PREFIX = "--config."
 
 
-class ConfigError(ValueError):
-    """A config file or override the user gave cannot be used; the message says why."""
-
-
-# -- loading -----------------------------------------------------------------------------------
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads ``FILE[:ARG]``: imports ``FILE`` and returns ``get_config(ARG)``.
-
-    Raises:
-      ConfigError: missing file, no ``get_config``, an error inside it, or a non-ConfigDict.
-    """
-    path_text, sep, arg = spec.partition(":")
-    path = pathlib.Path(path_text)
-    if not path.is_file():
-        raise ConfigError(
-            f"config file not found: {path_text!r} (expected a Python file such as "
-            "experiments/quickstart.py, optionally followed by :ARG)"
-        )
-    module_spec = importlib.util.spec_from_file_location(f"_kmri_config_{path.stem}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ConfigError(f"cannot import config file {path_text!r} (is it a .py file?)")
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        raise ConfigError(f"config file {path_text!r} failed to import: {_describe(e)}") from e
-    get_config = getattr(module, "get_config", None)
-    if not callable(get_config):
-        raise ConfigError(f"config file {path_text!r} defines no get_config() function")
-    try:
-        config = get_config(arg) if sep else get_config()
-    except Exception as e:
-        what = f"get_config({arg!r})" if sep else "get_config()"
-        raise ConfigError(f"{what} in {path_text!r} failed: {_describe(e)}") from e
-    if not isinstance(config, ml_collections.ConfigDict):
-        raise ConfigError(
-            f"get_config() in {path_text!r} returned {type(config).__name__}, "
-            "expected an ml_collections.ConfigDict"
-        )
-    return config
-
-
-def _describe(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
-
-
-# -- overrides ---------------------------------------------------------------------------------
-
-
-def _leaf_keys(config: ml_collections.ConfigDict, prefix: str = "") -> Iterator[str]:
+def config_keys(config: ml_collections.ConfigDict, prefix: str = "") -> Iterator[str]:
     """Every settable dotted key of ``config`` (nested ConfigDicts expanded)."""
     for key, value in config.items():
         if isinstance(value, ml_collections.ConfigDict):
-            yield from _leaf_keys(value, f"{prefix}{key}.")
+            yield from config_keys(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}"
 
 
-def _unknown_key(config: ml_collections.ConfigDict, key: str) -> ConfigError:
-    keys = list(_leaf_keys(config))
-    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-    if not close:  # e.g. the last part is right but the group is wrong
-        last = key.rsplit(".", 1)[-1]
-        close = [k for k in keys if k.rsplit(".", 1)[-1] == last][:3]
-    hint = f"; did you mean {', '.join('config.' + k for k in close)}?" if close else ""
-    return ConfigError(f"unknown config key 'config.{key}'{hint}")
+def _flags(argv: Sequence[str]) -> tuple[flags.FlagValues, flags.FlagHolder, flags.FlagHolder]:
+    """A fresh flag set for ``argv`` (so ``main`` can run more than once in a process), parsed."""
+    values = flags.FlagValues()
+    config = config_flags.DEFINE_config_file(
+        "config", None, "experiment config file FILE[:ARG], e.g. experiments/quickstart.py",
+        flag_values=values, lock_config=True, sys_argv=[_PROG, *argv])
+    workdir = flags.DEFINE_string(
+        "workdir", None, "run directory: checkpoints, TensorBoard events, history.csv",
+        flag_values=values)
+    values([_PROG, *argv])
+    return values, config, workdir
 
 
-def _parse_value(text: str, field_type: type, key: str) -> Any:
-    """``text`` as a value of ``field_type`` (the type of the field being overridden)."""
-    if text.strip() == "None":
-        return None
-    if field_type is bool:
-        low = text.strip().lower()
-        if low in _TRUE | _FALSE:
-            return low in _TRUE
-        raise ConfigError(f"config.{key} is a bool: expected true or false, got {text!r}")
-    if field_type is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"config.{key} is an int: got {text!r}") from None
-    if field_type is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"config.{key} is a float: got {text!r}") from None
-    if field_type is str:
-        return text
+def load_config(spec: str, *overrides: str) -> ml_collections.ConfigDict:
+    """The config ``kmri-train --config SPEC [--config.KEY=VALUE ...]`` would run (for tools
+    and tests); errors are config_flags' own exceptions."""
+    _, config, _ = _flags(["--config", spec, *overrides])
+    return config.value
+
+
+def _unknown_key_message(argv: Sequence[str]) -> str | None:
+    """Which ``--config.KEY`` of ``argv`` names no field, and the keys it may have meant."""
+    plain = [a for i, a in enumerate(argv) if not a.startswith(_PREFIX)
+             and not (i and argv[i - 1].startswith(_PREFIX) and "=" not in argv[i - 1])]
+    _, config, _ = _flags(plain)
+    keys = list(config_keys(config.value))
+    for arg in argv:
+        if not arg.startswith(_PREFIX):
+            continue
+        key = arg[len(_PREFIX):].split("=", 1)[0]
+        if key in keys:
+            continue
+        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+        if not close:  # e.g. the right field in the wrong group
+            last = key.rsplit(".", 1)[-1]
+            close = [k for k in keys if k.rsplit(".", 1)[-1] == last][:3]
+        hint = f"; did you mean {', '.join('config.' + k for k in close)}?" if close else ""
+        return f"unknown config key 'config.{key}'{hint}"
+    return None
+
+
+def _parse(argv: Sequence[str]) -> tuple[ml_collections.ConfigDict, str]:
+    """The overridden config and the workdir; SystemExit(2) with one message when unusable.
+
+    config_flags loads the file and applies the overrides when the value is first read, so
+    that is done here, where each way it can fail becomes one line.
+    """
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        if field_type in (tuple, list):
-            raise ConfigError(
-                f"config.{key} is a {field_type.__name__}: expected e.g. '(1, 2)', got {text!r}"
-            ) from None
-        return text  # An untyped (None) field: keep the string.
-    if field_type in (tuple, list) and not isinstance(value, (tuple, list)):
-        value = (value,)
-    return value
+        values, config, workdir = _flags(argv)
+        if config.present == 0 or not workdir.value:
+            _usage_error("give --config FILE[:ARG] and --workdir DIR")
+        value = config.value
+        if not isinstance(value, ml_collections.ConfigDict):
+            getattr(value, "seed")  # config_flags' stand-in for a file that failed: raises
+            _usage_error(f"get_config() returned {type(value).__name__}, expected an "
+                         "ml_collections.ConfigDict")
+        return value, workdir.value
+    except flags.Error as e:
+        _usage_error(str(e).splitlines()[0].replace("flag --config.", "config.", 1))
+    except (AttributeError, KeyError) as e:
+        _usage_error(_unknown_key_message(argv) or f"bad config override: {e}")
+    except OSError as e:
+        spec = next((b for a, b in zip(argv, argv[1:]) if a == "--config"), None) or next(
+            (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
+        reason = str(e).strip().splitlines()[-1].strip()
+        _usage_error(f"config file not found or unreadable: {spec!r} ({reason}); "
+                     "expected a Python file such as experiments/quickstart.py, optionally "
+                     "followed by :ARG")
+    except Exception as e:  # an error inside the config file's own code
+        _usage_error(f"the config file failed: {type(e).__name__}: {e}")
+    raise AssertionError("unreachable")
 
 
-def apply_overrides(
-    config: ml_collections.ConfigDict, overrides: Sequence[tuple[str, str]]
-) -> ml_collections.ConfigDict:
-    """Sets ``config.<key> = <value>`` for each ``(dotted key, text)``, in place; returns it.
-
-    Values are parsed as the type of the existing field (bool: true/false, int, float, str,
-    tuple/list as Python literals; ``None`` for any field).
-
-    Raises:
-      ConfigError: an unknown key (with close valid keys), a group given a value, or a value
-        that does not parse as the field's type.
-    """
-    for key, text in overrides:
-        *groups, leaf = key.split(".")
-        node = config
-        for i, part in enumerate(groups):
-            child = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-            if not isinstance(child, ml_collections.ConfigDict):
-                error = _unknown_key(config, key)
-                if part in node:
-                    error = ConfigError(f"{error} (config.{'.'.join(groups[: i + 1])} is a value)")
-                raise error
-            node = child
-        if not leaf or leaf not in node:
-            raise _unknown_key(config, key)
-        if isinstance(node[leaf], ml_collections.ConfigDict):
-            raise ConfigError(
-                f"config.{key} is a group; set one of its fields, e.g. "
-                f"config.{next(iter(_leaf_keys(node[leaf], key + '.')), key)}"
-            )
-        value = _parse_value(text, node.get_type(leaf), key)
-        try:
-            node[leaf] = value
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"cannot set config.{key} to {text!r}: {e}") from None
-    return config
-
-
-# -- command line ------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=_PROG,
-        description="Train the k-space U-Net from an experiment config "
-        "(resumes from the latest checkpoint in --workdir).",
-        epilog="Override config fields with --config.KEY=VALUE, e.g. --config.batch_size=16.",
-    )
-    parser.add_argument(
-        "--config", required=True, metavar="FILE[:ARG]",
-        help="experiment config file, e.g. experiments/quickstart.py or FILE:ARG",
-    )
-    parser.add_argument(
-        "--workdir", required=True, metavar="DIR",
-        help="run directory: checkpoints, TensorBoard events, history.csv",
-    )
-    return parser
-
-
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
-    """Splits ``argv`` into ``--config``/``--workdir`` and ``(key, value)`` overrides.
-
-    Exits with status 2 and a usage message on malformed arguments (argparse's behaviour).
-    """
-    parser = _parser()
-    rest: list[str] = []
-    overrides: list[tuple[str, str]] = []
-    args_iter = iter(argv)
-    plain: list[str] = []
-    for arg in args_iter:
-        if arg.startswith(_OVERRIDE_PREFIX):
-            body = arg[len(_OVERRIDE_PREFIX) :]
-            key, eq, value = body.partition("=")
-            if not eq:
-                value = next(args_iter, None)  # type: ignore[assignment]
-                if value is None:
-                    parser.error(f"{arg} needs a value: {arg}=VALUE")
-            if not key:
-                parser.error(f"empty config key in {arg!r}")
-            overrides.append((key, value))
-        else:
-            plain.append(arg)
-    namespace, rest = parser.parse_known_args(plain)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return namespace, overrides
+def _usage_error(message: str) -> None:
+    print(f"usage: {_PROG} --config FILE[:ARG] --workdir DIR [--config.KEY=VALUE ...]\n"
+          f"{_PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _configure_logging() -> None:
@@ -240,19 +132,18 @@ def _configure_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``kmri-train``; returns the exit status (0 ok, 1 run failed, 2 bad usage/config)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args, overrides = parse_args(argv)
     try:
-        config = apply_overrides(load_config(args.config), overrides)
-    except ConfigError as e:
-        print(f"{_PROG}: error: {e}", file=sys.stderr)
-        return 2
+        config, workdir = _parse(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
     _configure_logging()
     # Imported here: the CLI starts fast, and tests can stub the loop.
     # train_and_evaluate joins the processes of a multi-host job (sharding.initialize_distributed).
     from kmri_jax.train import loop
 
-    log.info("config %s, workdir %s, overrides %s", args.config, args.workdir, overrides or "none")
-    return run_command(_PROG, lambda: loop.train_and_evaluate(config, args.workdir))
+    overrides = [a for a in argv if a.startswith(_PREFIX)]
+    log.info("workdir %s, overrides %s", workdir, overrides or "none")
+    return run_command(_PROG, lambda: loop.train_and_evaluate(config, workdir))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
 
-import ml_collections
 import pytest
 
-from kmri_jax.cli.train import ConfigError, apply_overrides
+from kmri_jax.cli.train import config_keys
+from kmri_jax.config import base_config
 
 CONFIG = textwrap.dedent(
     '''
@@ -30,7 +31,7 @@ CONFIG = textwrap.dedent(
         c.learning_rate = 1e-3
         c.use_ema = False
         c.image_shape = (32, 32)
-        c.data_root = None
+        c.data_root = ml_collections.config_dict.placeholder(str)  # optional, typed
         c.model = ml_collections.ConfigDict()
         c.model.base_channels = 32
         c.model.dropout = 0.0
@@ -146,13 +147,17 @@ def test_errors_raised_by_the_run_are_one_line(tmp_path: pathlib.Path, config_fi
     assert "kmri-train: error: checkpoint does not match" in result.stderr
 
 
-def test_apply_overrides_in_process() -> None:
-    config = ml_collections.ConfigDict({"a": 1, "group": {"flag": False, "names": ("x",)}})
-    apply_overrides(config, [("a", "3"), ("group.flag", "no"), ("group.names", "'y', 'z'")])
-    assert config.a == 3 and config.group.flag is False and config.group.names == ("y", "z")
-    with pytest.raises(ConfigError, match="is a group"):
-        apply_overrides(config, [("group", "1")])
-    with pytest.raises(ConfigError, match=r"unknown config key 'config\.group\.nope'"):
-        apply_overrides(config, [("group.nope", "1")])
-    with pytest.raises(ConfigError, match=r"unknown config key 'config\.a\.b'"):
-        apply_overrides(config, [("a.b", "1")])
+def test_every_config_key_named_to_users_exists() -> None:
+    """Hints in messages, help texts and docs name real keys (``--config.batch_size`` did not)."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    keys = set(config_keys(base_config()))
+    named: dict[str, str] = {}
+    texts = [*root.glob("kmri_jax/**/*.py"), *root.glob("experiments/*.py"),
+             *root.glob("tools/**/*.py"), *root.glob("docs/*.md"), root / "README.md"]
+    for path in texts:
+        for key in re.findall(r"--config\.([\w.]+)", path.read_text()):
+            if key.upper() != key and not key.endswith("."):  # not --config.KEY, f"{...}"
+                named.setdefault(key, str(path.relative_to(root)))
+    assert len(named) > 10
+    unknown = {k: where for k, where in named.items() if k not in keys}
+    assert not unknown, unknown

@@ -6,19 +6,33 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-
 from kmri_jax.cli.train import load_config, main
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
-def test_every_experiment_loads():
+def test_every_experiment_is_a_valid_run_with_its_command_in_the_docstring():
+    """What a user meets first: each config passes the loop's checks (corruption, loss,
+    evaluation combinations, batch sizes, a buildable model) and says how to run it."""
+    import jax
+    import optax
+
+    from kmri_jax.train.corruption import Corruption
+    from kmri_jax.train.loop import eval_combinations
+    from kmri_jax.train.losses import loss_from_config
+    from kmri_jax.train.state import create_state
+
     names = sorted(p.name for p in EXPERIMENTS.glob("*.py"))
     assert {"default.py", "quickstart.py", "seed_replica.py"} <= set(names)
     for name in names:
+        text = (EXPERIMENTS / name).read_text()
+        assert f"kmri-train --config experiments/{name}" in text, name
         config = load_config(str(EXPERIMENTS / name))
-        assert config.train.batch_size > 0
+        Corruption.from_config(config)
+        loss_from_config(config.train)
+        assert eval_combinations(config.eval.combinations)
+        config.model.base_channels = 4  # the structure, cheaply
+        jax.eval_shape(lambda: create_state(0, model_config=config.model, tx=optax.adam(1e-3))[0])
 
 
 def test_seed_replica_is_the_seed_setting():
