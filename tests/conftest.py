@@ -4,6 +4,8 @@
   that runs the training loop would split the CPU into one device per core
   (``config.runtime.cpu_devices`` = 0) for every test after it. Multi-device behaviour is
   tested in subprocesses.
+- ``tools/`` on the import path: the independent PyTorch reference of the seed's U-Net is
+  ``tools/torch_reference.py``, shared by the tests and the benchmarks.
 - A persistent XLA compilation cache for this test session, so the same small programs
   compiled by several tests (the loop runs several times) compile once.
 """
@@ -11,9 +13,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import pytest
+
+# tools/: the PyTorch reference of the seed's network (tools/torch_reference.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools"))
 
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     jax.config.update("jax_num_cpu_devices", 1)

@@ -1,6 +1,6 @@
 """Benchmark: corrupted samples/s of jit(vmap(corrupt)) vs a per-sample NumPy pipeline.
 
-Both run the same pipeline (DESIGN.md): centred FFT -> breathmetrics breathing trace at the
+Both run the same pipeline (docs/conventions.md): centred FFT -> breathmetrics breathing trace at the
 line times -> per-line phase ramp -> Cartesian mask -> complex noise at the target SNR, with
 seed-grid parameters drawn per sample. Reports the median over repeats after warm-up, with
 min/max (JAX and NumPy repeats interleaved so both see the same machine load), and writes
@@ -15,9 +15,8 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kmri_jax import sim
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine_info, rate_summary, timed  # noqa: E402
+
+from kmri_jax import sim  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # The reference: a straightforward per-sample NumPy implementation of the same pipeline.
@@ -83,23 +85,6 @@ def np_corrupt(rng: np.random.Generator, image: np.ndarray, a: float, f: float, 
 # ---------------------------------------------------------------------------------------------
 
 
-def timed(fn, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def summary(seconds: list[float], batch: int) -> dict:
-    rates = sorted(batch / s for s in seconds)
-    return {"samples_per_s_median": statistics.median(rates), "samples_per_s_min": rates[0],
-            "samples_per_s_max": rates[-1], "seconds_per_batch": sorted(seconds)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ny", type=int, default=424)
@@ -151,13 +136,15 @@ def main() -> None:
                   args.repeats, args.warmup)
         trace_cost[cycles] = statistics.median(s) * 1e3
 
-    jax_sum, np_sum = summary(jax_s, b), summary(numpy_s, b)
+    jax_sum, np_sum = rate_summary(jax_s, b), rate_summary(numpy_s, b)
     print(f"kmri_jax.sim benchmark: batch {b} x {ny} x {nx}, float32, breathmetrics, seed grid")
-    print(f"devices: {jax.devices()}; cpus: {os.cpu_count()}; jax {jax.__version__}")
+    machine = machine_info()
+    print(f"devices: {jax.devices()}; cpu: {machine['cpu']} x {machine['cores']} "
+          f"({' '.join(machine['cpu_vector_flags'])}); jax {jax.__version__}")
     print(f"jit(vmap(corrupt)) compile + first call: {compile_s:.2f} s")
     print()
-    print(f"| implementation | samples/s (median) | min-max | ms/batch (median) |")
-    print(f"|---|---|---|---|")
+    print("| implementation | samples/s (median) | min-max | ms/batch (median) |")
+    print("|---|---|---|---|")
     for name, s in (("jax.jit(jax.vmap(corrupt))", jax_sum), ("NumPy, per sample", np_sum)):
         print(f"| {name} | {s['samples_per_s_median']:.1f} | {s['samples_per_s_min']:.1f}-"
               f"{s['samples_per_s_max']:.1f} | {1e3 * b / s['samples_per_s_median']:.1f} |")
@@ -170,9 +157,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
-                        "numpy": np.__version__},
+            "machine": {**machine, "devices": [str(d) for d in jax.devices()]},
             "shape": [b, ny, nx], "repeats": args.repeats, "numpy_repeats": args.numpy_repeats,
             "warmup": args.warmup, "compile_s": compile_s, "jax": jax_sum, "numpy": np_sum,
             "speedup_median": speedup, "breathing_trace_ms_by_max_cycles": trace_cost,

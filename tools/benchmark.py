@@ -2,8 +2,8 @@
 
 For each ``HxW:B`` configuration, on the same machine, in one run:
 
-- **simulator**: samples/s of the corruption as the train step does it (``corrupt_batch`` in
-  ``fresh`` mode + ``network_io``, jit + vmap), and its share of a train step;
+- **simulator**: samples/s of the corruption as the train step does it (``Corruption.corrupt_batch``
+  in ``fresh`` mode + ``network_io``, jit + vmap), and its share of a train step;
 - **train step**: samples/s of ``make_train_step`` (fresh on-device corruption, the seed's masked
   L1, Adam with the cosine schedule, the seed's plain U-Net) on a device-resident batch, on the
   devices ``kmri-train`` would use (one GPU; on CPU one XLA device per core dividing the batch,
@@ -30,7 +30,7 @@ torch CUDA when available).
 
     python tools/benchmark.py --configs 256x256:8 --json runs/bench/train.json --append-doc
     python tools/benchmark.py --configs 424x736:32 --dtype bfloat16 --append-doc   # on a GPU
-    python tools/benchmark.py --profile --configs 128x128:8 --trace-dir runs/trace  # docs/profile.md
+    python tools/profile_step.py --config 128x128:8 --trace-dir runs/trace   # docs/profile.md
 """
 
 from __future__ import annotations
@@ -40,20 +40,17 @@ import datetime
 import json
 import multiprocessing as mp
 import os
-import platform
-import re
 import shlex
 import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (ROOT, block, cost_flops, ensure_bench_store,  # noqa: E402
+                          machine_info, memory_bytes, parse_config, spread, train_setup)
 
 # Peak dense FLOP/s (TFLOP/s) by device kind substring and compute dtype; H200 = H100 compute.
 PEAK_TFLOPS = {
@@ -64,91 +61,7 @@ PEAK_TFLOPS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def parse_config(text: str) -> tuple[int, int, int]:
-    """``"424x736:32"`` -> (ny, nx, batch)."""
-    try:
-        size, batch = text.split(":")
-        ny, nx = (int(v) for v in size.lower().split("x"))
-        return ny, nx, int(batch)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW:B (e.g. 256x256:8), got {text!r}") from None
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """Median, min, max of a list of samples/s figures."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
-
-
-def cost_flops(compiled: Any) -> float | None:
-    """FLOPs from ``compiled.cost_analysis()`` (a dict, or a list of one dict in older JAX)."""
-    try:
-        cost = compiled.cost_analysis()
-    except Exception:  # noqa: BLE001 - not every backend implements it
-        return None
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else {}
-    flops = (cost or {}).get("flops")
-    return float(flops) if flops is not None else None
-
-
-def memory_bytes(compiled: Any) -> dict[str, int] | None:
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001
-        return None
-    if m is None:
-        return None
-    names = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
-             "generated_code_size_in_bytes")
-    return {n: int(getattr(m, n)) for n in names if hasattr(m, n)}
-
-
-def block(tree: Any) -> None:
-    import jax
-
-    jax.block_until_ready(tree)
-
-
-def ensure_bench_store(store_dir: Path, ny: int, nx: int, batch: int) -> Path:
-    """A phantom slice store at ``ny x nx`` with at least two training batches."""
-    from kmri_jax import data as kdata
-
-    slices = 24
-    subjects = max(6, -(-4 * batch // (slices // 2)))  # ~70% train: >= 2 batches comfortably
-    return kdata.ensure_store(None, store_dir, options=kdata.PreprocessOptions(ny=ny, nx=nx),
-                              phantom_subjects=subjects, phantom_slices=slices, seed=0)
-
-
-# ------------------------------------------------------------------------------------------------
 # The JAX side: simulator, train step, end to end (one process, one compiled step)
-
-
-def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, total_steps: int = 10_000):
-    """State, compiled-step factory and a host batch, as the training loop builds them."""
-    import jax
-    import optax
-
-    from kmri_jax.config import base_config
-    from kmri_jax.train import losses
-    from kmri_jax.train.state import create_state, learning_rate_schedule
-    from kmri_jax.train.step import make_train_step
-
-    c = base_config()
-    c.model.compute_dtype = dtype
-    c.model.residual = False  # the seed's plain U-Net, like the PyTorch reference
-    schedule = learning_rate_schedule(learning_rate=1e-3, end_learning_rate=1e-6,
-                                      total_steps=total_steps, steps_per_epoch=100, per_epoch=False)
-    tx = optax.adam(schedule)
-    state, defs = create_state(c.seed, model_config=c.model, tx=tx)
-    fn = make_train_step(defs, tx, loss_fn=losses.get_loss("seed_masked_l1"),
-                         corruption_mode="fresh", fixed_root=jax.random.key(1), schedule=schedule)
-    mesh = jax.make_mesh((devices,), ("data",), devices=jax.devices()[:devices],
-                         axis_types=(jax.sharding.AxisType.Auto,))
-    return state, defs, fn, mesh
 
 
 def jax_worker(conn: Any, cfg: dict) -> None:
@@ -158,7 +71,7 @@ def jax_worker(conn: Any, cfg: dict) -> None:
 
     from kmri_jax import data as kdata
     from kmri_jax.train import runtime, sharding
-    from kmri_jax.train.corruption import corrupt_batch, network_io
+    from kmri_jax.train.corruption import Corruption, network_io
 
     ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
     # As kmri-train does: on the CPU backend, one XLA device per core (0 = that policy).
@@ -184,7 +97,7 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     @jax.jit
     def simulate(i, batch):
         key = jax.random.fold_in(jax.random.key(0), i)
-        x, y, _ = network_io(corrupt_batch(key, batch, mode="fresh")[0])
+        x, y, _ = network_io(Corruption().corrupt_batch(key, batch, mode="fresh")[0])
         return x, y
 
     sim_compiled = simulate.lower(np.int32(0), dev_batch).compile()
@@ -487,27 +400,6 @@ def derive(args: argparse.Namespace, res: dict, meta: dict | None = None) -> dic
     return derived
 
 
-def machine_info() -> dict:
-    import importlib.metadata as md
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    versions = {}
-    for pkg in ("jax", "jaxlib", "flax", "optax", "grain", "numpy", "torch"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions}
-
-
 def fmt_rate(s: dict | None) -> tuple[str, str]:
     if not s:
         return "-", "-"
@@ -538,7 +430,7 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
         "| size, batch | measurement | samples/s (median) | min-max | ms/step (median) |",
         "|---|---|---|---|---|",
     ]
-    names = [("simulator", "simulator: jit(vmap(corrupt_batch)) + network_io"),
+    names = [("simulator", "simulator: jit(vmap(Corruption.corrupt_batch)) + network_io"),
              ("jax_step", "kmri_jax train step (fresh corruption, masked L1, Adam)"),
              ("jax_step_1dev", "kmri_jax train step on 1 XLA CPU device"),
              ("torch_step", "PyTorch seed step, inputs corrupted beforehand"),
@@ -598,162 +490,6 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# Profile mode: per-stage timing and a census of the optimised HLO
-
-
-def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
-    """Times corruption, forward, forward+backward, step without corruption, and the full step
-    (separately compiled, same inputs); counts ops in the step's optimised HLO; checks that
-    steady-state steps neither recompile nor transfer to/from the host."""
-    import jax
-    import jax.numpy as jnp
-
-    from kmri_jax import data as kdata
-    from kmri_jax.train import losses, sharding
-    from kmri_jax.train.corruption import corrupt_batch, network_io
-    from kmri_jax.train.state import apply_model
-
-    store = kdata.SliceStore(ensure_bench_store(args.store_root / f"store-{ny}x{nx}", ny, nx, batch))
-    host = next(kdata.train_iterator(store, batch_size=batch, seed=0))
-    state, defs, fn, mesh = train_setup(ny, nx, batch, args.dtype)
-    state = sharding.replicate(state, mesh)
-    dev = sharding.shard_batch(host, mesh)
-    loss_fn = losses.get_loss("seed_masked_l1")
-    tx_update = fn  # the full step
-
-    def corrupt(batch_):
-        x, y, _ = network_io(corrupt_batch(jax.random.key(0), batch_, mode="fresh")[0])
-        return x, y
-
-    x, y = jax.jit(corrupt)(dev)
-
-    def forward(st, x, y, valid):
-        pred, _ = apply_model(defs, st.params, st.batch_stats, x, train=True)
-        return loss_fn(pred, y, valid)
-
-    def fwd_bwd(st, x, y, valid):
-        def obj(p):
-            pred, bs = apply_model(defs, p, st.batch_stats, x, train=True)
-            return loss_fn(pred, y, valid), bs
-        return jax.value_and_grad(obj, has_aux=True)(st.params)
-
-    # The step without the corruption: the full step on a batch whose corruption is replaced by
-    # the precomputed (x, y). Built from the same pieces as make_train_step.
-    import optax
-
-    from kmri_jax.train.state import learning_rate_schedule
-    schedule = learning_rate_schedule(learning_rate=1e-3, end_learning_rate=1e-6,
-                                      total_steps=10_000, steps_per_epoch=100, per_epoch=False)
-    tx = optax.adam(schedule)
-
-    def step_no_corrupt(st, x, y, valid):
-        (loss, bs), grads = fwd_bwd(st, x, y, valid)
-        updates, opt_state = tx.update(grads, st.opt_state, st.params)
-        return st._replace(step=st.step + 1, params=optax.apply_updates(st.params, updates),
-                           batch_stats=bs, opt_state=opt_state), loss
-
-    def adam_only(st, grads):
-        updates, opt_state = tx.update(grads, st.opt_state, st.params)
-        return optax.apply_updates(st.params, updates), opt_state
-
-    valid = dev["valid_shape"]
-    grads = jax.tree.map(jnp.ones_like, state.params)
-    stages = {
-        "corruption (simulator + network_io)": (jax.jit(corrupt), (dev,)),
-        "forward + loss": (jax.jit(forward), (state, x, y, valid)),
-        "forward + backward": (jax.jit(fwd_bwd), (state, x, y, valid)),
-        "Adam update alone": (jax.jit(adam_only), (state, grads)),
-        "step without corruption": (jax.jit(step_no_corrupt), (state, x, y, valid)),
-        "full train step": (jax.jit(tx_update), (state, dev)),
-    }
-    # Compile every stage, then time them round-robin (one call of each per repeat), so the
-    # load of a shared machine falls on all stages alike.
-    compiled: dict[str, Any] = {}
-    table: dict[str, dict] = {}
-    for name, (f, a) in stages.items():
-        t0 = time.perf_counter()
-        compiled[name] = f.lower(*a).compile()
-        table[name] = {"compile_s": time.perf_counter() - t0,
-                       "gflop": (cost_flops(compiled[name]) or 0) / 1e9, "times": []}
-        block(compiled[name](*a))
-    for _ in range(args.repeats):
-        for name, (_, a) in stages.items():
-            t = time.perf_counter()
-            block(compiled[name](*a))
-            table[name]["times"].append(time.perf_counter() - t)
-    for name, row in table.items():
-        times = row.pop("times")
-        row.update(median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times),
-                   max_ms=1e3 * max(times))
-        print(f"  {name:<40} {row['median_ms']:9.1f} ms  (min {row['min_ms']:.1f}, "
-              f"max {row['max_ms']:.1f})  {row['gflop']:8.2f} GFLOP  "
-              f"compile {row['compile_s']:.1f} s", flush=True)
-
-    # Census of the optimised full step: ops at the top level of the entry computation (what
-    # the runtime dispatches one by one) and inside fusions; big transposes; convolutions.
-    hlo = compiled["full train step"].as_text()
-    top, fused = Counter(), Counter()
-    in_entry = False
-    op_re = re.compile(r"=\s+(?:\([^()]*\)|\S+)\s+([a-z][a-z0-9-]*)\(")
-    for line in hlo.splitlines():
-        if line and not line.startswith(" "):
-            in_entry = line.startswith("ENTRY")
-            continue
-        m = op_re.search(re.sub(r"/\*.*?\*/", "", line))
-        if m:
-            (top if in_entry else fused)[m.group(1)] += 1
-    # Steady state: no retrace/recompile, no implicit host transfers.
-    jitted = jax.jit(tx_update, donate_argnums=0)
-    st = state
-    st, m = jitted(st, dev)
-    block(m)
-    with jax.transfer_guard("disallow"):
-        for _ in range(2):
-            st, m = jitted(st, dev)
-    block(m)
-    cache_size = jitted._cache_size() if hasattr(jitted, "_cache_size") else None
-    by_kind = trace_by_kind(jitted, st, dev, args.trace_dir) if args.trace_dir else None
-    census = {"entry_ops": dict(top.most_common()),
-              "ops_in_other_computations": dict(fused.most_common(25))}
-    print("  optimised HLO, ops in the entry computation:", dict(top.most_common(15)))
-    print("  ops in fused/called computations:", dict(fused.most_common(15)))
-    print("  jit cache entries after 3 steps:", cache_size, "; transfer guard: no host transfers")
-    if args.hlo_out:
-        Path(args.hlo_out).write_text(hlo)
-        print(f"  wrote {args.hlo_out}")
-    return {"stages": table, "hlo": census, "jit_cache_entries": cache_size,
-            "trace_ms_per_step_by_kind": by_kind}
-
-
-def trace_by_kind(step: Any, state: Any, batch: Any, trace_dir: Path, steps: int = 2) -> dict:
-    """``jax.profiler`` trace of ``steps`` steady-state steps; XLA op events on the XLA worker
-    threads summed by op kind (the fusion name without its number), in ms of thread time per
-    step. Prints the table."""
-    import jax
-
-    trace_dir.mkdir(parents=True, exist_ok=True)
-    with jax.profiler.trace(str(trace_dir)):
-        for _ in range(steps):
-            state, m = step(state, batch)
-        block(m)
-    path = max(trace_dir.rglob("*.xplane.pb"), key=lambda f: f.stat().st_mtime)
-    kinds: Counter = Counter()
-    for plane in jax.profiler.ProfileData.from_file(str(path)).planes:
-        for line in plane.lines:
-            if not line.name.startswith("tf_XLA") or "PjRtCpuClient" in line.name:
-                continue
-            for ev in line.events:
-                if ev.name.startswith(("ThunkExecutor", "SlinkyThreadPool")):
-                    continue
-                kinds[re.sub(r"\.\d+$", "", ev.name)] += ev.duration_ns / 1e6 / steps
-    total = sum(kinds.values()) or 1.0
-    print(f"  trace: XLA op time per step by kind ({path}):")
-    for name, ms in kinds.most_common(15):
-        print(f"    {ms:9.1f} ms  {100 * ms / total:5.1f}%  {name}")
-    return dict(kinds.most_common())
-
-
-# ------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -787,11 +523,6 @@ def main() -> None:
     ap.add_argument("--append-doc", nargs="?", const=ROOT / "docs" / "benchmarks.md", type=Path,
                     default=None, help="append the markdown tables to this file "
                     "(default docs/benchmarks.md)")
-    ap.add_argument("--profile", action="store_true",
-                    help="per-stage timing and HLO census of the first --configs entry instead")
-    ap.add_argument("--hlo-out", type=Path, default=None, help="--profile: write the step's HLO")
-    ap.add_argument("--trace-dir", type=Path, default=None,
-                    help="--profile: also take a jax.profiler trace here and sum op time by kind")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="print (and with --append-doc append) the tables of an earlier --json run")
     ap.add_argument("--scaling-worker", default=None, help=argparse.SUPPRESS)
@@ -811,14 +542,6 @@ def main() -> None:
             with open(args.append_doc, "a") as f:
                 f.write("\n" + text)
             print(f"appended to {args.append_doc}")
-        return
-    if args.profile:
-        ny, nx, b = args.configs[0]
-        print(f"== profile {ny}x{nx}, batch {b}, {args.dtype}, {args.repeats} repeats", flush=True)
-        out = profile(args, ny, nx, b)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(out, indent=2))
         return
 
     # On a GPU, let the JAX and torch workers share the card (no 75% preallocation by JAX).

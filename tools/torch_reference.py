@@ -1,7 +1,7 @@
 """A PyTorch reference of the seed's model and training step, for benchmarks only.
 
-Written for this project from the seed's description (``shared/seed/seed-project-readme.txt``,
-``shared/DESIGN.md``); torch is an optional extra and nothing in ``kmri_jax`` imports this.
+Written for this project from the seed's description (docs/conventions.md); torch is an
+optional extra and nothing in ``kmri_jax`` imports this.
 
 - :func:`seed_unet`: the seed's ``UNet2D`` (1,926,754 parameters at base 32): blocks of two
   3x3 convolutions without bias + BatchNorm + ReLU, 2x2 max pooling, 2x2 stride-2 transposed
@@ -14,7 +14,7 @@ Written for this project from the seed's description (``shared/seed/seed-project
 - :func:`numpy_network_io`: the seed's way of making inputs, per sample on the host with NumPy
   (the corruption of ``tools/bench_sim.py``), then the seed's normalisation by ``max|K| + 1e-8``.
 
-Used by ``tools/benchmark.py`` and ``tools/bench_unet.py``.
+Used by ``tools/benchmark.py``, ``tools/bench_unet.py`` and the tests.
 """
 
 from __future__ import annotations
@@ -26,24 +26,34 @@ import torch
 from torch import nn
 
 
-def _block(cin: int, cout: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-    )
+class DoubleConv(nn.Module):
+    """(3x3 conv without bias -> BatchNorm -> ReLU) x 2, as ``self.block`` (the seed's names)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
 
 
 class SeedUNet(nn.Module):
-    """``[B, 2, H, W] -> [B, 2, H, W]``; levels ``c, 2c, 4c, 8c``."""
+    """``[B, 2, H, W] -> [B, 2, H, W]``; levels ``c, 2c, 4c, 8c``; ``state_dict`` keys as the
+    seed's ``UNet2D`` (``enc1.block.0.weight``, ...), which ``kmri_jax.models.torch_weights``
+    converts. Also the independent reference of the tests (tests/conftest.py puts tools/ on
+    the path)."""
 
     def __init__(self, c: int = 32) -> None:
         super().__init__()
-        self.enc1, self.enc2 = _block(2, c), _block(c, 2 * c)
-        self.enc3, self.bottleneck = _block(2 * c, 4 * c), _block(4 * c, 8 * c)
+        self.enc1, self.enc2 = DoubleConv(2, c), DoubleConv(c, 2 * c)
+        self.enc3, self.bottleneck = DoubleConv(2 * c, 4 * c), DoubleConv(4 * c, 8 * c)
         self.pool = nn.MaxPool2d(2)
-        self.up3, self.dec3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, 2), _block(8 * c, 4 * c)
-        self.up2, self.dec2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2), _block(4 * c, 2 * c)
-        self.up1, self.dec1 = nn.ConvTranspose2d(2 * c, c, 2, 2), _block(2 * c, c)
+        self.up3, self.dec3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, 2), DoubleConv(8 * c, 4 * c)
+        self.up2, self.dec2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2), DoubleConv(4 * c, 2 * c)
+        self.up1, self.dec1 = nn.ConvTranspose2d(2 * c, c, 2, 2), DoubleConv(2 * c, c)
         self.out_conv = nn.Conv2d(c, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

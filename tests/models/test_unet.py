@@ -54,53 +54,9 @@ def test_wrong_input_shape_is_a_clear_error() -> None:
 
 
 def _torch_unet(base: int):  # noqa: ANN202 - torch types only exist when torch is installed
-    import torch
-    from torch import nn
+    from torch_reference import SeedUNet
 
-    class DoubleConv(nn.Module):
-        def __init__(self, cin: int, cout: int) -> None:
-            super().__init__()
-            self.block = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-            )
-
-        def forward(self, x):  # noqa: ANN001, ANN202
-            return self.block(x)
-
-    class UNet2D(nn.Module):
-        def __init__(self, c: int) -> None:
-            super().__init__()
-            self.enc1 = DoubleConv(2, c)
-            self.enc2 = DoubleConv(c, 2 * c)
-            self.enc3 = DoubleConv(2 * c, 4 * c)
-            self.bottleneck = DoubleConv(4 * c, 8 * c)
-            self.pool = nn.MaxPool2d(2)
-            self.up3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, stride=2)
-            self.dec3 = DoubleConv(8 * c, 4 * c)
-            self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
-            self.dec2 = DoubleConv(4 * c, 2 * c)
-            self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
-            self.dec1 = DoubleConv(2 * c, c)
-            self.out_conv = nn.Conv2d(c, 2, 1)
-
-        def forward(self, x):  # noqa: ANN001, ANN202
-            h, w = x.shape[-2:]
-            x = nn.functional.pad(x, (0, -w % 8, 0, -h % 8))
-            s1 = self.enc1(x)
-            s2 = self.enc2(self.pool(s1))
-            s3 = self.enc3(self.pool(s2))
-            y = self.bottleneck(self.pool(s3))
-            y = self.dec3(torch.cat([self.up3(y), s3], dim=1))
-            y = self.dec2(torch.cat([self.up2(y), s2], dim=1))
-            y = self.dec1(torch.cat([self.up1(y), s1], dim=1))
-            return self.out_conv(y)[..., :h, :w]
-
-    return UNet2D(base)
+    return SeedUNet(base)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
+from torch_reference import SeedUNet  # noqa: E402  (the seed architecture, tools/)
 
 from kmri_jax.tasks import model_io  # noqa: E402
 
@@ -26,53 +27,10 @@ def _tool():
     return module
 
 
-def _double_conv(cin: int, cout: int) -> nn.Module:
-    class DoubleConv(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.block = nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True))
-
-        def forward(self, x):
-            return self.block(x)
-
-    return DoubleConv()
-
-
-class SeedUNet2D(nn.Module):
-    """The seed's UNet2D: 3 levels down, bottleneck, 3 up with concatenated skips, 1x1 out."""
-
-    def __init__(self, c: int):
-        super().__init__()
-        self.enc1, self.enc2 = _double_conv(2, c), _double_conv(c, 2 * c)
-        self.enc3, self.bottleneck = _double_conv(2 * c, 4 * c), _double_conv(4 * c, 8 * c)
-        self.pool = nn.MaxPool2d(2)
-        self.up3 = nn.ConvTranspose2d(8 * c, 4 * c, 2, stride=2)
-        self.dec3 = _double_conv(8 * c, 4 * c)
-        self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
-        self.dec2 = _double_conv(4 * c, 2 * c)
-        self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
-        self.dec1 = _double_conv(2 * c, c)
-        self.out_conv = nn.Conv2d(c, 2, 1)
-
-    def forward(self, x):
-        s1 = self.enc1(x)
-        s2 = self.enc2(self.pool(s1))
-        s3 = self.enc3(self.pool(s2))
-        y = self.bottleneck(self.pool(s3))
-        y = self.dec3(torch.cat([self.up3(y), s3], dim=1))
-        y = self.dec2(torch.cat([self.up2(y), s2], dim=1))
-        y = self.dec1(torch.cat([self.up1(y), s1], dim=1))
-        return self.out_conv(y)
-
-
 @pytest.fixture(scope="module")
 def seed_model():
     torch.manual_seed(0)
-    model = SeedUNet2D(BASE)
+    model = SeedUNet(BASE)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
