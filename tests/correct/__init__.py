@@ -1,0 +1,1 @@
+"""Tests of kmri_jax.correct (a package so that test module names may repeat tests/sim)."""
