@@ -22,6 +22,7 @@ def get_config(arg: str | None = None):
     config.seed = 42
     config.data.blank_rows = 12
     config.model.residual = False
+    config.model.input_scale = "clean"  # the seed normalised by the clean k-space
     config.corruption.mode = "fixed"
     config.corruption.combinations_per_slice = 81
     config.train.batch_size = 32

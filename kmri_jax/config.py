@@ -49,6 +49,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.corruption.center_fraction = 0.08
 
     c.model = ml_collections.ConfigDict()
+    # kspace_unet (the seed's: k-space in and out), image_unet (zero-filled image in, corrected
+    # image out), motion_unet (per-line displacement predicted, undone exactly, then an image
+    # U-Net); see kmri_jax/train/networks.py.
+    c.model.kind = "kspace_unet"
+    # Network input scale s = max|K| + 1e-8 of the corrupted k-space (what exists at inference)
+    # or of the clean one ("clean": the seed's normalisation).
+    c.model.input_scale = "corrupted"
+    c.model.motion_channels = 16  # motion_unet: width and depth of the motion network.
+    c.model.motion_depth = 4
     c.model.base_channels = 32
     c.model.residual = True  # Predict a correction added to the input (False: the seed).
     c.model.compute_dtype = "float32"  # "bfloat16": mixed precision, float32 parameters.
@@ -62,6 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.lr_per_epoch = False  # True: the seed's CosineAnnealingLR, stepped per epoch.
     c.train.loss = "seed_masked_l1"  # seed_masked_l1 | kspace_l1 | image_l1 | hybrid
     c.train.loss_weights = ml_collections.ConfigDict({"kspace_l1": 1.0, "image_l1": 0.0})
+    c.train.displacement_weight = 0.1  # motion_unet: weight of the displacement L1 (px) term.
     c.train.log_every_steps = 50
 
     c.eval = ml_collections.ConfigDict()
@@ -71,6 +81,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.combinations = "all"  # Per slice: "all" 81, "orthogonal" (balanced 9), or "0,40,80".
     c.eval.seed = 0  # Fixed evaluation corruption: the same inputs for every run and epoch.
     c.eval.num_images = 4  # Samples shown in TensorBoard at each evaluation.
+    # Reported beside the network on the same fixed corruption, once per run: the corrupted
+    # input, the oracle (true motion undone, zero-filled), the training-free motion estimate.
+    c.eval.baselines = "input,oracle,estimate"
+
+    # kmri_jax.correct.estimate_motion's options (the "estimate" method).
+    c.correct = ml_collections.ConfigDict()
+    c.correct.max_shift = 10.0  # Largest displacement searched, px.
 
     c.runtime = ml_collections.ConfigDict()
     # CPU backend only: XLA devices to split the cores into (0 = one per core, dividing both

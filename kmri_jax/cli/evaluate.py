@@ -26,9 +26,10 @@ PROG = "kmri-evaluate"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Evaluate a U-Net checkpoint on a split "
-                                "over the corruption grid (SSIM/PSNR/NRMSE of the corrupted "
-                                "input and the network output).")
+    p = argparse.ArgumentParser(prog=PROG, description="Evaluate a checkpoint on a split over "
+                                "the corruption grid: SSIM/PSNR/NRMSE of the corrupted input, "
+                                "the oracle bound, the training-free motion estimate and the "
+                                "network, side by side.")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="training workdir (latest step), or <workdir>/checkpoints/<step>")
     p.add_argument("--step", type=int, help="checkpoint step in a workdir (default: latest)")
@@ -44,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--combinations", default="all", metavar="SPEC",
                    help="grid combinations per slice: all (81, default), orthogonal (the "
                    "balanced 9), or indices like 0,40,80")
+    p.add_argument("--methods", default="input,oracle,estimate,model", metavar="LIST",
+                   help="methods side by side on the same corruption: input (corrupted), "
+                   "oracle (true motion undone, zero-filled), estimate (estimate_motion + "
+                   "undo, zero-filled), model (the checkpoint's network); default all")
     p.add_argument("--batch-size", type=int,
                    help="samples per device call (default: the checkpoint's eval.batch_size)")
     p.add_argument("--verbose", "-v", action="store_true")
@@ -65,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = evaluate.evaluate(
             args.checkpoint, args.output, store=args.store, data_root=args.data_root,
             splits=args.splits, split=args.split, combinations=args.combinations,
+            methods=args.methods,
             batch_size=args.batch_size, step=args.step)
         print(f"{PROG}: wrote {len(result.files)} files to {result.output}")
         for line in evaluate.summary_lines(result):

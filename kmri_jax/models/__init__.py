@@ -1,5 +1,33 @@
-"""The U-Net (architecture only; no training code, no simulator import)."""
+"""The networks (architecture only; no training code, no simulator import).
 
+:func:`build` makes the network of a ``config.model`` kind: ``kspace_unet`` and ``image_unet``
+are a :class:`UNet` (what it reads is the training code's choice), ``motion_unet`` a
+:class:`MotionCorrector` (a :class:`MotionNet` and an image :class:`UNet`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from kmri_jax.models.motion import MotionCorrector, MotionNet
 from kmri_jax.models.unet import UNet, count_params
 
-__all__ = ["UNet", "count_params"]
+__all__ = ["MotionCorrector", "MotionNet", "UNet", "build", "count_params"]
+
+
+def build(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
+    """The network ``model_config`` describes (``kind``, ``base_channels``, ``residual``,
+    ``compute_dtype``, ``motion_channels``, ``motion_depth``)."""
+    dtype = jnp.dtype(model_config.compute_dtype)
+    kind = model_config.get("kind", "kspace_unet")
+    if kind in ("kspace_unet", "image_unet"):
+        return UNet(rngs=rngs, base_channels=model_config.base_channels, dtype=dtype,
+                    residual=model_config.residual)
+    if kind == "motion_unet":
+        return MotionCorrector(rngs=rngs, base_channels=model_config.base_channels,
+                               motion_channels=model_config.motion_channels,
+                               motion_depth=model_config.motion_depth, dtype=dtype)
+    raise ValueError(f"model.kind must be kspace_unet, image_unet or motion_unet, got {kind!r}")

@@ -114,11 +114,13 @@ def inference_figure(path: str | os.PathLike[str], *, images: Mapping[str, np.nd
     return _save(fig, path)
 
 
-def metric_plots(path: str | os.PathLike[str], rows: Sequence[Mapping[str, float]]) -> Path:
-    """Mean ± sd of input and output SSIM/PSNR/NRMSE against each of A, f, R, SNR.
+def metric_plots(path: str | os.PathLike[str], rows: Sequence[Mapping[str, float]], *,
+                 methods: Sequence[tuple[str, str]] = (("input", "corrupted input"),
+                                                       ("output", "network output"))) -> Path:
+    """Mean ± sd of each method's SSIM/PSNR/NRMSE against each of A, f, R, SNR.
 
-    ``rows``: one mapping per evaluated sample with keys ``A, f, R, SNR`` and
-    ``input_<m>``, ``output_<m>`` for ``m`` in ssim, psnr, nrmse.
+    ``rows``: one mapping per evaluated sample with keys ``A, f, R, SNR`` and ``<prefix>_<m>``
+    for each ``(prefix, label)`` of ``methods`` and ``m`` in ssim, psnr, nrmse.
     """
     params = ("A", "f", "R", "SNR")
     units = {"A": "A (px)", "f": "f (breaths/min)", "R": "R (acceleration)", "SNR": "SNR (dB)"}
@@ -129,12 +131,12 @@ def metric_plots(path: str | os.PathLike[str], rows: Sequence[Mapping[str, float
         levels = np.unique(values)
         for i, m in enumerate(names):
             ax = axes[i, j]
-            for kind, color in (("input", "tab:gray"), ("output", "tab:blue")):
-                data = np.asarray([r[f"{kind}_{m}"] for r in rows], float)
+            for k, (prefix, label) in enumerate(methods):
+                data = np.asarray([r[f"{prefix}_{m}"] for r in rows], float)
                 mean = [np.nanmean(data[values == v]) for v in levels]
                 sd = [np.nanstd(data[values == v]) for v in levels]
-                ax.errorbar(levels, mean, yerr=sd, marker="o", capsize=3, color=color,
-                            label="corrupted input" if kind == "input" else "network output")
+                ax.errorbar(levels, mean, yerr=sd, marker="o", capsize=3, color=f"C{k}",
+                            label=label)
             ax.set_xlabel(units[p])
             ax.set_ylabel(m.upper() + (" (dB)" if m == "psnr" else ""))
             ax.grid(alpha=0.3)
@@ -146,20 +148,21 @@ def metric_plots(path: str | os.PathLike[str], rows: Sequence[Mapping[str, float
 
 
 def severity_figure(path: str | os.PathLike[str], panels: Sequence[Mapping[str, object]]) -> Path:
-    """Rows: one motion amplitude each; columns: corrupted, corrected, ground truth.
+    """Rows: one motion amplitude each; columns: each method's image, then the ground truth.
 
-    ``panels[i]`` holds ``label`` (str), ``corrupted``, ``corrected``, ``truth`` (``[ny, nx]``)
-    and optionally ``input_ssim``, ``output_ssim``.
+    ``panels[i]`` holds ``label`` (str), ``columns`` (``(title, [ny, nx] image)`` pairs, e.g.
+    the corrupted input, the oracle, the estimate, the network) and ``truth`` (``[ny, nx]``).
     """
-    fig, axes = plt.subplots(len(panels), 3, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    n = 1 + max(len(p["columns"]) for p in panels)
+    fig, axes = plt.subplots(len(panels), n, figsize=(3.4 * n, 3.2 * len(panels)), squeeze=False)
     for i, p in enumerate(panels):
         truth = np.asarray(p["truth"])
         vmax = float(truth.max()) or 1.0
-        extra_in = f" SSIM {p['input_ssim']:.3f}" if "input_ssim" in p else ""
-        extra_out = f" SSIM {p['output_ssim']:.3f}" if "output_ssim" in p else ""
-        _image(axes[i, 0], np.asarray(p["corrupted"]), f"{p['label']}: corrupted{extra_in}", vmax)
-        _image(axes[i, 1], np.asarray(p["corrected"]), f"corrected{extra_out}", vmax)
-        _image(axes[i, 2], truth, "ground truth", vmax)
-    fig.suptitle("motion severity: the same slice at increasing breathing amplitude", fontsize=11)
+        for j, (title, image) in enumerate(p["columns"]):
+            _image(axes[i, j], np.asarray(image), f"{p['label']}: {title}" if j == 0 else title,
+                   vmax)
+        _image(axes[i, n - 1], truth, "ground truth", vmax)
+    fig.suptitle("motion severity: the same slice at increasing breathing amplitude, every "
+                 "method", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -8,12 +8,13 @@ Two sources of corrupted k-space:
 * ``kspace`` (a ``kmri-simulate --save-kspace`` ``.npz``): the saved corrupted k-space is
   corrected; when the file also holds the clean k-space it is the reference.
 
-Normalisation (network input ``[Re, Im](K_c) / s``, output multiplied back by ``s``): the seed
-uses ``s = max|K_clean| + 1e-8``. Real corrupted k-space has no clean counterpart, so
-``normalize="corrupted"`` uses ``s = max|K_corrupted| + 1e-8`` (close to the clean value: the
-k-space maximum is the always-acquired centre, whose magnitude motion does not change).
-``"auto"`` (default) = ``"clean"`` for a simulated corruption and ``"corrupted"`` for a k-space
-file, i.e. a file is treated like real data.
+Normalisation (the network's input scale ``s``, its output multiplied back by ``s``): networks
+trained with ``model.input_scale = "corrupted"`` (the default) use ``s = max|K_corrupted| +
+1e-8``, which real data has too. Checkpoints trained the seed's way (``"clean"``:
+``s = max|K_clean| + 1e-8``) get the clean scale for a simulated corruption; for a k-space
+file ``"auto"`` (default) uses the corrupted one (close to the clean value: the k-space maximum
+is the always-acquired centre, whose magnitude motion does not change), i.e. a file is treated
+like real data. ``normalize`` forces either.
 
 Slice size: the model is fully convolutional, but it only learned the k-space statistics of
 its training size ``(ny, nx)`` (``config.data``). A slice of another size is an error by
@@ -86,9 +87,9 @@ def _fit(slices: np.ndarray, shape: tuple[int, int], fit: str, what: str
     return fitted, valid, offsets
 
 
-def _run_network(model: model_io.LoadedModel, kspace: np.ndarray, clean: np.ndarray | None,
-                 scale: np.ndarray, valid: tuple[int, int], batch_size: int
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _run_network(model: model_io.LoadedModel, kspace: np.ndarray, mask: np.ndarray,
+                 clean: np.ndarray | None, scale: np.ndarray, valid: tuple[int, int],
+                 batch_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Corrected k-space ``[n, ny, nx] complex64`` and per-slice metrics (when ``clean``)."""
     predict = model.predictor()
     metric_fn = jax.jit(tmetrics.image_metrics)
@@ -101,7 +102,7 @@ def _run_network(model: model_io.LoadedModel, kspace: np.ndarray, clean: np.ndar
         keep = min(b, n - start)
         s = scale[idx][:, None, None, None]
         x = np.asarray(sim.to_channels(kspace[idx])) / s
-        y = np.asarray(predict(x))
+        y = np.asarray(predict(kspace[idx], mask[idx], scale[idx]))
         out[start:start + keep] = (np.asarray(sim.from_channels(y)) * s[:, 0])[:keep]
         if clean is not None:
             target = np.asarray(sim.to_channels(clean[idx])) / s
@@ -171,7 +172,7 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
                                      center_fraction=float(cfg.corruption.center_fraction))
         corrupted = simulate.corrupt_slices(keys, fitted, params, tr=v.tr, te=v.te,
                                             options=options, batch_size=batch_size)
-        k_bad, k_clean = corrupted.kspace, corrupted.clean
+        k_bad, k_clean, mask = corrupted.kspace, corrupted.clean, corrupted.mask
         volume_shape = slices.shape
         source = f"{v.relative}, simulated {params.tag}"
     else:
@@ -183,6 +184,8 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
                             f"{shape[0]}x{shape[1]}; simulate at the training size (k-space "
                             "cannot be padded without changing its corruption)")
         k_clean = kdata["clean"].astype(np.complex64) if "clean" in kdata else None
+        mask = (kdata["mask"].astype(bool) if "mask" in kdata
+                else np.any(np.abs(k_bad) > 0, axis=-1))  # lines not acquired are zero
         image = kspace_files.image_from_kspace_file(kdata)
         axis = int(kdata["axis"])
         slice_index = kdata["slice_index"].astype(np.int64)
@@ -197,10 +200,12 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
     if normalize == "clean" and k_clean is None:
         raise TaskError("--normalize clean needs the clean k-space, which the k-space file does "
                         "not hold; use --normalize corrupted")
-    use_clean = normalize == "clean" or (normalize == "auto" and input_path is not None)
+    trained_clean = str(cfg.model.input_scale) == "clean"
+    use_clean = normalize == "clean" or (normalize == "auto" and input_path is not None
+                                         and trained_clean)
     scale = model_io.scale_of(k_clean if use_clean else k_bad)
 
-    k_fixed, found = _run_network(model, k_bad, k_clean, scale, valid, batch_size)
+    k_fixed, found = _run_network(model, k_bad, mask, k_clean, scale, valid, batch_size)
     corrected = np.asarray(sim.magnitude_image(k_fixed))
     bad_img = np.asarray(sim.magnitude_image(k_bad))
     truth = np.asarray(sim.magnitude_image(k_clean)) if k_clean is not None else None

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -26,7 +25,8 @@ import optax
 from kmri_jax.config import base_config
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.train.checkpointing import Checkpointer, CheckpointError, abstract_like
-from kmri_jax.train.state import ModelDefs, TrainState, apply_model, create_state
+from kmri_jax.train import networks
+from kmri_jax.train.state import ModelDefs, TrainState, create_state, run_model
 
 __all__ = ["LoadedModel", "config_from_dict", "load_model", "resolve_checkpoint",
            "save_model_checkpoint"]
@@ -49,15 +49,22 @@ class LoadedModel:
         return int(self.config.data.ny), int(self.config.data.nx)
 
     def predictor(self):
-        """``f(x [B, 2, ny, nx] float32) -> [B, 2, ny, nx] float32``, jitted, evaluation mode."""
+        """``f(kspace [B, ny, nx] complex64, mask [B, ny] bool, scale [B]) -> [B, 2, ny, nx]``
+        float32 corrected k-space channels divided by ``scale``: the network of the checkpoint's
+        ``model.kind`` (:func:`kmri_jax.train.networks.forward`), jitted, evaluation mode."""
         defs, params, stats = self.defs, self.state.params, self.state.batch_stats
+        kind = str(self.config.model.kind)
+        options = dict(self.config.correct)
 
         @jax.jit
-        def run(params, stats, x):
-            y, _ = apply_model(defs, params, stats, x, train=False)
-            return y.astype(jnp.float32)
+        def run(params, stats, kspace, mask, scale):
+            def bound(fn):
+                return run_model(defs, params, stats, fn, train=False)[0]
 
-        return lambda x: run(params, stats, x)
+            return networks.forward(bound, kspace, mask, scale, kind=kind,
+                                    estimate_options=options)[0]
+
+        return lambda kspace, mask, scale: run(params, stats, kspace, mask, scale)
 
 
 def _merge(base: ml_collections.ConfigDict, values: dict[str, Any]) -> None:
@@ -74,9 +81,11 @@ def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
     config = base_config()
     config.unlock()
     _merge(config, values)
-    # Checkpoints from before ``model.residual`` existed were trained without it.
-    if "residual" in config.model and "residual" not in values.get("model", {}):
-        config.model.residual = False
+    # Checkpoints from before a key existed were trained with the behaviour of that time.
+    stored = values.get("model", {})
+    for key, then in (("residual", False), ("input_scale", "clean"), ("kind", "kspace_unet")):
+        if key not in stored:
+            config.model[key] = then
     return config
 
 

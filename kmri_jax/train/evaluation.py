@@ -1,5 +1,7 @@
-"""Evaluation on a split with fixed corruption: run the compiled eval step over all batches,
-gather per-sample results, and summarise them (means and per-parameter breakdown)."""
+"""Evaluation on a split with fixed corruption: run the compiled eval (and baseline) steps over
+all batches, gather per-sample results, and summarise them: every method side by side (the
+network, the corrupted input, the oracle bound, the training-free estimate), means and the
+per-parameter breakdown."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from jax.sharding import Mesh
 from kmri_jax import sim
 from kmri_jax.train.sharding import shard_batch
 
-# Summary names as the seed's history.csv spells them.
-_SUMMARY_NAMES = {"loss": "val_loss", "ssim": "val_SSIM", "psnr": "val_PSNR", "nrmse": "val_NRMSE"}
 
 
 def to_host(x: jax.Array) -> np.ndarray:
@@ -30,10 +30,12 @@ def run_eval(
     batches: Iterable[Mapping[str, np.ndarray]],
     mesh: Mesh,
 ) -> dict[str, np.ndarray]:
-    """Per-sample results over all ``batches`` (padding removed): ``{name: [N]}``."""
+    """Per-sample results over all ``batches`` (padding removed): ``{name: [N]}``.
+    ``eval_step(state, batch)``; with ``state=None``, ``eval_step(batch)`` (a baseline step)."""
     parts: list[dict[str, np.ndarray]] = []
     for batch in batches:
-        out = eval_step(state, shard_batch(batch, mesh))
+        sharded = shard_batch(batch, mesh)
+        out = eval_step(sharded) if state is None else eval_step(state, sharded)
         parts.append({k: to_host(v) for k, v in out.items()})
     if not parts:
         raise ValueError("the evaluation split yielded no batches: is it empty? check the split file")
@@ -42,29 +44,55 @@ def run_eval(
     return {k: v[keep] for k, v in merged.items()}
 
 
-def summarize(per_sample: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Means over samples, the corrupted input's, the gain, and means per A, f, R, SNR value.
+_METRICS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE"}
 
-    Keys: ``val_loss``, ``val_SSIM``, ``val_PSNR``, ``val_NRMSE``, ``input_SSIM``, ... ,
-    ``gain_SSIM``, ..., and e.g. ``by_A/2/val_SSIM``, ``by_A/2/input_SSIM``.
+
+def summarize(per_sample: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Means over samples for every method present, the gain over the input, and means per A,
+    f, R, SNR value.
+
+    The network's keys keep the seed's names (``val_loss``, ``val_SSIM``, ``val_PSNR``,
+    ``val_NRMSE``); each other method ``m`` of ``input``, ``oracle``, ``estimate`` gives
+    ``m_SSIM``, ... (``motion``: the motion network's displacement undone, zero-filled);
+    ``gain_SSIM``, ... is the network's over the input; the displacement RMS
+    error (px, after the best constant) is ``val_disp_rmse`` / ``estimate_disp_rmse`` /
+    ``input_disp_rmse`` (no motion estimated). Per value: e.g. ``by_A/2/val_SSIM``,
+    ``by_A/2/oracle_SSIM``, ``by_A/2/estimate_disp_rmse``.
     """
     out: dict[str, float] = {}
-    for key, name in _SUMMARY_NAMES.items():
-        out[name] = float(np.mean(per_sample[key]))
-        if key != "loss":
-            metric = name.split("_", 1)[1]
-            out[f"input_{metric}"] = float(np.mean(per_sample[f"input_{key}"]))
-            out[f"gain_{metric}"] = out[name] - out[f"input_{metric}"]
+    prefixes = {"val": ""} if "ssim" in per_sample else {}
+    prefixes.update({m: f"{m}_" for m in ("input", "oracle", "estimate", "motion")
+                     if f"{m}_ssim" in per_sample})
+    if "loss" in per_sample:
+        out["val_loss"] = float(np.mean(per_sample["loss"]))
+
+    def add(sel: np.ndarray | slice, label: str, metrics: Mapping[str, str]) -> None:
+        for name, prefix in prefixes.items():
+            for key, metric in metrics.items():
+                if prefix + key in per_sample:
+                    out[f"{label}{name}_{metric}"] = float(np.mean(per_sample[prefix + key][sel]))
+
+    add(slice(None), "", {**_METRICS, "disp_rmse": "disp_rmse"})
+    if "val" in prefixes and "input" in prefixes:
+        for metric in _METRICS.values():
+            out[f"gain_{metric}"] = out[f"val_{metric}"] - out[f"input_{metric}"]
     combos = per_sample["combination"]
     if np.all(combos >= 0):
         table = sim.grid_table()
         for short, values in table.items():
             per_value = values[combos]
             for value in np.unique(per_value):
-                sel = per_value == value
-                label = f"by_{short}/{value:g}"
-                for key in ("ssim", "psnr"):
-                    metric = _SUMMARY_NAMES[key].split("_", 1)[1]
-                    out[f"{label}/val_{metric}"] = float(np.mean(per_sample[key][sel]))
-                    out[f"{label}/input_{metric}"] = float(np.mean(per_sample[f"input_{key}"][sel]))
+                add(per_value == value, f"by_{short}/{value:g}/",
+                    {"ssim": "SSIM", "psnr": "PSNR", "disp_rmse": "disp_rmse"})
+    return out
+
+
+def merge(*parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-sample results of several passes over the same batches as one table (the
+    bookkeeping keys ``combination`` must agree)."""
+    out: dict[str, np.ndarray] = {}
+    for part in parts:
+        if "combination" in out and not np.array_equal(out["combination"], part["combination"]):
+            raise ValueError("per-sample results of different batches cannot be merged")
+        out.update(part)
     return out

@@ -26,7 +26,8 @@ from kmri_jax.train.losses import loss_from_config
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
 from kmri_jax.train.state import create_state, learning_rate_schedule
-from kmri_jax.train.step import compiled_eval, make_train_step
+from kmri_jax.train.networks import Network
+from kmri_jax.train.step import BASELINES, compiled_baseline, compiled_eval, make_train_step
 from kmri_jax.train.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ def prepare_data(config: ml_collections.ConfigDict, workdir: Path) -> kdata.Slic
     return kdata.SliceStore(store_dir)
 
 
+def eval_baselines(spec: str) -> list[str]:
+    """``config.eval.baselines`` (e.g. ``"input,oracle,estimate"``) as a list of method names."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in names if m not in BASELINES]
+    if unknown:
+        raise ConfigValueError(f"eval.baselines={spec!r}: unknown {unknown}; choose from "
+                               f"{', '.join(BASELINES)} (comma-separated, or '' for none)")
+    return names
+
+
 def eval_combinations(spec: str) -> list[int]:
     """``config.eval.combinations`` as grid indices (:func:`kmri_jax.sim.parse_combinations`)."""
     try:
@@ -61,14 +72,23 @@ def eval_combinations(spec: str) -> list[int]:
 def _images_for_tensorboard(out: dict[str, jax.Array], n: int) -> dict[str, np.ndarray]:
     """Magnitude-image and log k-space grids (corrupted | corrected | ground truth)."""
     host = {k: evaluation.to_host(v)[:n] for k, v in out.items()}
-    order = ("input", "output", "target")
+    order = ("input", "oracle", "output", "target")
     mags = [np.asarray(magnitude_image(host[k])) for k in order]
     logk = [monitoring.log_magnitude(np.asarray(sim.from_channels(host[k])), dynamic_range=1e4)
             for k in order]
     return {
-        "images/corrupted_corrected_truth": monitoring.image_grid(mags, normalize="row"),
-        "kspace/corrupted_corrected_truth": monitoring.image_grid(logk, normalize="tile"),
+        "images/corrupted_oracle_corrected_truth": monitoring.image_grid(mags, normalize="row"),
+        "kspace/corrupted_oracle_corrected_truth": monitoring.image_grid(logk, normalize="tile"),
     }
+
+
+def _beside(summary: dict[str, float], metric: str, digits: int) -> str:
+    """``SSIM 0.3812 (input 0.2466, oracle 0.3905, estimate 0.3301)``: the network beside the
+    methods evaluated with it."""
+    others = [f"{m} {summary[f'{m}_{metric}']:.{digits}f}" for m in (*BASELINES, "motion")
+              if f"{m}_{metric}" in summary]
+    tail = f" ({', '.join(others)})" if others else ""
+    return f"{metric} {summary[f'val_{metric}']:.{digits}f}{tail}"
 
 
 def train_and_evaluate(
@@ -110,8 +130,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())
 
     corruption = Corruption.from_config(config)  # Config errors before any work.
+    network = Network.from_config(config)
     loss_fn = loss_from_config(tc)
     eval_combos = eval_combinations(ec.combinations)
+    baselines = eval_baselines(ec.baselines)
 
     # -- data -------------------------------------------------------------------------------
     store = prepare_data(config, workdir)
@@ -134,13 +156,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
     state = sharding.replicate(state, mesh)
     train_step = jax.jit(
         make_train_step(
-            defs, tx, loss_fn=loss_fn, corruption=corruption,
+            defs, tx, loss_fn=loss_fn, corruption=corruption, network=network,
             fixed_root=jax.random.fold_in(jax.random.key(config.seed), _FIXED_STREAM),
             schedule=schedule,
         ),
         donate_argnums=0,
     )
     eval_step, predict = compiled_eval(config, defs, loss_fn=loss_fn, corruption=corruption)
+    baseline_step = compiled_baseline(config, methods=baselines, corruption=corruption)
 
     train_iter = kdata.train_iterator(
         store, batch_size=host_batch, seed=config.seed,
@@ -174,13 +197,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
         return _train(config, workdir, ckpt=ckpt, state=state, start_step=start_step,
                       total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                       train_step=train_step, eval_step=eval_step, predict=predict,
+                      baseline_step=baseline_step if baselines else None,
                       train_iter=train_iter, eval_batches=eval_batches, mesh=mesh,
                       on_step=on_step)
 
 
 def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int, total_steps: int,
-           steps_per_epoch: int, train_step, eval_step, predict, train_iter, eval_batches, mesh,
-           on_step) -> dict[str, float]:
+           steps_per_epoch: int, train_step, eval_step, predict, baseline_step, train_iter,
+           eval_batches, mesh, on_step) -> dict[str, float]:
     """The training loop proper: steps, logging, evaluation, checkpoints, stopping."""
     tc, ec = config.train, config.eval
     monitor = monitoring.Monitor(workdir, purge_step=start_step or None)
@@ -202,6 +226,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
         watch.saved(step)
 
     summary: dict[str, float] = {}
+    baseline_rows: dict[str, np.ndarray] = {}  # the same every evaluation: computed once
     loss_sum, loss_count = jnp.zeros(()), 0
     epoch_start = time.perf_counter()
     step = start_step
@@ -221,7 +246,8 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
             epoch, end_of_epoch = step // steps_per_epoch, step % steps_per_epoch == 0
             if progress.due(step):
                 watch.check()
-                host_metrics = jax.device_get({k: metrics[k] for k in ("loss", "grad_norm", "lr")})
+                host_metrics = jax.device_get({k: metrics[k] for k in ("loss", "grad_norm", "lr",
+                                                                       "disp_l1") if k in metrics})
                 stats = progress.update(step, epoch=epoch, loss=host_metrics["loss"],
                                         extra={"lr": host_metrics["lr"]})
                 if stats is not None:
@@ -231,7 +257,10 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
             last = step == total_steps
             if (end_of_epoch and epoch % ec.every_epochs == 0) or last:
                 watch.check()
-                per_sample = evaluation.run_eval(eval_step, state, eval_batches(), mesh)
+                if baseline_step is not None and not baseline_rows:
+                    baseline_rows = evaluation.run_eval(baseline_step, None, eval_batches(), mesh)
+                per_sample = evaluation.merge(
+                    baseline_rows, evaluation.run_eval(eval_step, state, eval_batches(), mesh))
                 summary = evaluation.summarize(per_sample)
                 watch.check_summary(step, summary)
                 train_loss = float(loss_sum) / max(loss_count, 1)
@@ -244,9 +273,8 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
                                val_SSIM=summary["val_SSIM"], val_PSNR=summary["val_PSNR"],
                                lr=float(metrics["lr"]), time_s=time.perf_counter() - epoch_start)
                 print(f"epoch {epoch} step {step}: train_loss {train_loss:.5g} | "
-                      f"val_loss {summary['val_loss']:.5g} | SSIM {summary['val_SSIM']:.4f} "
-                      f"(input {summary['input_SSIM']:.4f}) | PSNR {summary['val_PSNR']:.2f} dB "
-                      f"(input {summary['input_PSNR']:.2f})", flush=True)
+                      f"val_loss {summary['val_loss']:.5g} | {_beside(summary, 'SSIM', 4)} | "
+                      f"{_beside(summary, 'PSNR', 2)} dB", flush=True)
                 save(step, epoch, summary)
                 loss_sum, loss_count, epoch_start = jnp.zeros(()), 0, time.perf_counter()
             elif config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0:
@@ -257,7 +285,8 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
                 break
         if summary:
             monitor.hparams(
-                {"loss": tc.loss, "batch_size": tc.batch_size, "lr": tc.learning_rate,
+                {"kind": config.model.kind, "loss": tc.loss, "batch_size": tc.batch_size,
+                 "lr": tc.learning_rate,
                  "base_channels": config.model.base_channels, "corruption": config.corruption.mode},
                 {f"hparam/{k}": v for k, v in summary.items() if k.startswith(("val_", "input_"))},
             )

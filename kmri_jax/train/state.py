@@ -7,14 +7,17 @@ runs, and splits again. Only :class:`TrainState` crosses jit boundaries and chec
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from kmri_jax.models import UNet
+from kmri_jax import models
+
+
+T = TypeVar("T")
 
 
 class TrainState(NamedTuple):
@@ -61,19 +64,15 @@ def learning_rate_schedule(
 def create_state(
     seed: int, *, model_config: Any, tx: optax.GradientTransformation
 ) -> tuple[TrainState, ModelDefs]:
-    """A fresh state: U-Net initialised from ``seed``, Optax state, root key.
+    """A fresh state: the network of ``model_config`` initialised from ``seed``, Optax state,
+    root key.
 
     The model key and the run's root key are derived from ``seed`` independently.
     """
     model_key, run_key = jax.random.split(jax.random.key(seed))
 
-    def build() -> UNet:
-        model = UNet(
-            rngs=nnx.Rngs(params=model_key),
-            base_channels=model_config.base_channels,
-            dtype=jnp.dtype(model_config.compute_dtype),
-            residual=model_config.residual,
-        )
+    def build() -> nnx.Module:
+        model = models.build(model_config, rngs=nnx.Rngs(params=model_key))
         model.train()
         return model
 
@@ -91,6 +90,19 @@ def create_state(
         rng=jax.random.key_data(run_key),
     )
     return state, ModelDefs(train=train_def, eval=eval_def)
+
+
+def run_model(defs: ModelDefs, params: Any, batch_stats: Any, fn: Callable[[nnx.Module], T], *,
+              train: bool) -> tuple[T, Any]:
+    """``fn(network)`` with the network merged from its state: ``(fn's result, batch_stats)``.
+
+    ``train`` selects batch statistics (and returns updated running averages) or the running
+    averages. ``fn`` decides what the network reads and how its outputs are used
+    (:func:`kmri_jax.train.networks.predict`).
+    """
+    model = nnx.merge(defs.train if train else defs.eval, params, batch_stats, copy=True)
+    out = fn(model)  # copy=True: fresh Variables in this trace
+    return out, nnx.state(model, nnx.BatchStat)
 
 
 def apply_model(

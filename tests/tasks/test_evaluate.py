@@ -73,9 +73,9 @@ def test_tables_and_figures(report, store):
                                       "per_subject.csv", "severity.png", "summary.csv",
                                       "summary.md"])
     rows = _rows(report / "per_sample.csv")
-    metric_cols = [f"{k}_{m}" for k in ("input", "output") for m in METRICS]
+    metric_cols = [f"{k}_{m}" for k in ("input", "output", "oracle", "estimate") for m in METRICS]
     assert list(rows[0]) == ["subject", "volume", "slice", "combination", "A", "f", "R", "SNR",
-                             "loss", *metric_cols]
+                             "loss", *metric_cols, "input_disp_rmse", "estimate_disp_rmse"]
     assert len(rows) == n_slices * len(COMBOS)
     assert {r["subject"] for r in rows} == {"sub-01"}
     assert sorted({int(r["combination"]) for r in rows}) == list(COMBOS)
@@ -97,6 +97,10 @@ def test_tables_and_figures(report, store):
     np.testing.assert_allclose(float(overall["psnr"]["gain_sd"]), np.std(gains), rtol=1e-4)
     md = (report / "summary.md").read_text()
     assert "## By SNR" in md and "±" in md
+    methods = md.split("## Methods")[1].split("##")[0]
+    for name in ("corrupted input", "oracle (true motion undone)", "estimate_motion + undo",
+                 "network"):
+        assert f"| {name} |" in methods  # one row per method
     for png in ("metrics_vs_params.png", "severity.png"):
         data = (report / png).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 10_000
@@ -133,13 +137,18 @@ def test_metrics_match_skimage_on_rebuilt_images(report, store, trained):
                                       float(row["SNR"]), tr=float(rec["tr"]), te=float(rec["te"]))
         c = sim.corrupt(key, image, params, method=model.config.corruption.method)
         k_bad, k_clean = np.asarray(c.kspace), np.asarray(c.clean)
-        scale = np.abs(k_clean).max() + 1e-8
-        x = np.stack([k_bad.real, k_bad.imag])[None] / scale
-        y = np.asarray(predict(x.astype(np.float32)))[0] * scale
+        scale = np.abs(k_bad).max() + 1e-8  # model.input_scale "corrupted": what exists
+        y = np.asarray(predict(k_bad[None], np.asarray(c.mask)[None],
+                               np.float32([scale])))[0] * scale
         truth, rr, cc = _mag(k_clean), int(rec["valid_rows"]), int(rec["valid_cols"])
         want_in = _skimage(_mag(k_bad), truth, rr, cc)
         want_out = _skimage(_mag(y[0] + 1j * y[1]), truth, rr, cc)
+        u = np.fft.fftshift(np.fft.fftfreq(k_bad.shape[1]))  # the true motion undone, numpy
+        undone = k_bad * np.exp(2j * np.pi * np.asarray(c.displacement)[:, None] * u)
+        want_oracle = _skimage(_mag(undone), truth, rr, cc)
         for m in METRICS:
+            np.testing.assert_allclose(float(row[f"oracle_{m}"]), want_oracle[m], rtol=2e-3,
+                                       atol=2e-4)
             np.testing.assert_allclose(float(row[f"input_{m}"]), want_in[m], rtol=2e-3, atol=2e-4)
             np.testing.assert_allclose(float(row[f"output_{m}"]), want_out[m], rtol=2e-3,
                                        atol=2e-4)

@@ -55,7 +55,8 @@ def test_converted_checkpoint_matches_pytorch(tmp_path, seed_model, capsys):
     x = np.random.default_rng(0).normal(size=(3, 2, 16, 24)).astype(np.float32)
     with torch.no_grad():
         want = seed_model(torch.from_numpy(x)).numpy()
-    got = np.asarray(loaded.predictor()(x))
+    kspace, mask, scale = x[:, 0] + 1j * x[:, 1], np.ones((3, 16), bool), np.ones(3, np.float32)
+    got = np.asarray(loaded.predictor()(kspace.astype(np.complex64), mask, scale))
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
 
 

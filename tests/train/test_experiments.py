@@ -59,6 +59,7 @@ def test_quickstart_runs_end_to_end_reduced(tmp_path, capsys):
         "--config.data.phantom_slices=6", "--config.model.base_channels=4",
         "--config.train.batch_size=4", "--config.train.max_steps=3",
         "--config.eval.combinations=0,80", "--config.checkpoint.async_save=False",
+        "--config.eval.baselines=input,oracle",  # estimate_motion: tests/correct
     ])
     assert status == 0
     printed = capsys.readouterr().out

@@ -222,6 +222,7 @@ def test_a_real_full_filesystem_during_training(shared_store, tmp_path):
                "--config.data.phantom_slices=8", "--config.model.base_channels=4",
                "--config.train.batch_size=4", "--config.train.num_epochs=6",
                "--config.eval.every_epochs=1", "--config.eval.combinations=0",
+               "--config.eval.baselines=input,oracle",
                "--config.runtime.compilation_cache=", "--config.runtime.cpu_devices=1"]
         start = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

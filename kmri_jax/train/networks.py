@@ -1,0 +1,193 @@
+"""What each kind of network sees and predicts (``config.model.kind``), from corrupted k-space.
+
+Every kind maps a batch of :class:`kmri_jax.sim.Corrupted` to a :class:`Prediction` in one
+common currency: k-space channels ``[B, 2, ny, nx]`` divided by the input scale ``s``, next
+to the clean target in the same units, so that one set of losses and metrics serves them all.
+Only what exists at inference enters a network: the corrupted k-space and its line mask; the
+scale is ``s = max|K_corrupted| + 1e-8`` (``model.input_scale = "corrupted"``, the default) or,
+to reproduce the seed exactly, ``max|K_clean| + 1e-8`` (``"clean"``, ``seed_replica``).
+
+- ``kspace_unet`` (the seed's): ``[Re, Im](K_c) / s`` in, corrected k-space channels out.
+- ``image_unet``: the zero-filled complex image ``z = ifft2c(K_c)`` in, as ``[Re, Im](z) / m``
+  with ``m = max|z| + 1e-8``; the corrected complex image out (the network is residual: it
+  starts as the zero-filled image); the prediction is its k-space.
+- ``motion_unet``: each line's readout displacement is estimated, the motion undone exactly
+  (:func:`kmri_jax.correct.undo_motion`), and an image U-Net, as ``image_unet``, removes what
+  physics cannot (undersampling, noise). The displacement is the training-free
+  :func:`kmri_jax.correct.estimate_motion` (options ``config.correct``) plus a correction that
+  a motion network predicts from the lines with that estimate undone (the network starts at
+  zero, i.e. at the estimate, and learns what the search cannot tell apart, e.g. a line one
+  vertebra off). Trained end to end: the displacement has a loss of its own against the true
+  one (known in simulation), and the image loss reaches the motion network through the exact
+  undo; no gradient flows into the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from kmri_jax import correct, sim
+from kmri_jax.config import ConfigValueError
+
+KINDS = ("kspace_unet", "image_unet", "motion_unet")
+INPUT_SCALES = ("corrupted", "clean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """Which network a run trains and how (static; from ``config.model`` and ``config.train``).
+
+    Attributes:
+      kind: one of :data:`KINDS`.
+      input_scale: ``"corrupted"`` or ``"clean"`` (see the module doc).
+      displacement_weight: weight of the displacement L1 (px) in the loss of ``motion_unet``.
+      estimate_options: ``(name, value)`` options of ``correct.estimate_motion``.
+    """
+
+    kind: str = "kspace_unet"
+    input_scale: str = "corrupted"
+    displacement_weight: float = 0.0
+    estimate_options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> Network:
+        m = config.model
+        if m.kind not in KINDS:
+            raise ConfigValueError(f"model.kind must be one of {KINDS}, got {m.kind!r}")
+        if m.input_scale not in INPUT_SCALES:
+            raise ConfigValueError(f"model.input_scale must be one of {INPUT_SCALES}, got "
+                                   f"{m.input_scale!r}")
+        if m.kind != "kspace_unet" and not m.residual:
+            raise ConfigValueError(f"model.kind={m.kind!r} is residual in the image domain; "
+                                   "drop --config.model.residual=False")
+        return cls(kind=m.kind, input_scale=m.input_scale,
+                   displacement_weight=float(config.train.displacement_weight),
+                   estimate_options=tuple(sorted(config.correct.items())))
+
+    def predict(self, run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted
+                ) -> Prediction:
+        """:func:`predict` with this network's kind and input scale."""
+        return predict(run, corrupted, kind=self.kind, scale_from=self.input_scale,
+                       estimate_options=dict(self.estimate_options))
+
+
+class Prediction(NamedTuple):
+    """One batch through a network (leaves with a leading ``[B]``).
+
+    Attributes:
+      kspace: ``[B, 2, ny, nx]`` float32 predicted k-space channels, divided by ``scale``.
+      target: ``[B, 2, ny, nx]`` float32 clean k-space channels, divided by ``scale``.
+      scale: ``[B]`` the input scale ``s``.
+      displacement: ``[B, ny]`` float32 predicted displacement (px, zero mean over the
+        acquired lines; 0 elsewhere), or None for kinds that predict none.
+    """
+
+    kspace: jax.Array
+    target: jax.Array
+    scale: jax.Array
+    displacement: jax.Array | None = None
+
+
+def input_scale(corrupted: sim.Corrupted, how: str) -> jax.Array:
+    """``s [B] = max|K| + 1e-8`` of the corrupted (default) or the clean k-space."""
+    k = corrupted.kspace if how == "corrupted" else corrupted.clean
+    return jnp.max(jnp.abs(k), axis=(-2, -1)) + 1e-8
+
+
+def channels(kspace: jax.Array, scale: jax.Array) -> jax.Array:
+    """``[B, ny, nx]`` complex k-space -> ``[B, 2, ny, nx]`` float32 channels divided by ``scale``."""
+    return (sim.to_channels(kspace) / scale[:, None, None, None]).astype(jnp.float32)
+
+
+def zero_mean(displacement: jax.Array, mask: jax.Array) -> jax.Array:
+    """The displacement with zero mean over the acquired lines, 0 elsewhere: ``[B, ny]``."""
+    m = mask.astype(displacement.dtype)
+    mean = jnp.sum(displacement * m, -1, keepdims=True) / jnp.maximum(jnp.sum(m, -1, keepdims=True), 1)
+    return (displacement - mean) * m
+
+
+def _image_stage(net: Callable[[jax.Array], jax.Array], kspace: jax.Array, scale: jax.Array
+                 ) -> jax.Array:
+    """Zero-filled image -> residual image network -> its k-space, as channels / ``scale``."""
+    z = sim.kspace_to_image(kspace)
+    m = jnp.max(jnp.abs(z), axis=(-2, -1)) + 1e-8
+    y = net(channels(z, m)).astype(jnp.float32)
+    corrected = sim.from_channels(y) * m[:, None, None].astype(z.dtype)
+    return channels(sim.image_to_kspace(corrected), scale)
+
+
+def motion_features(kspace: jax.Array, mask: jax.Array) -> jax.Array:
+    """What the motion network reads: the hybrid space ``h = ifft_x(K)`` (each line as the 1-D
+    image it encodes, shifted by its own displacement) and the conjugate of its mirror line
+    ``conj(h[-ky])`` (for a real object the same profile with the mirror line's displacement),
+    both divided by the largest ``|h|``, and the line mask: ``[B, 5, ny, nx]`` float32."""
+    h = jnp.fft.fftshift(jnp.fft.ifft(jnp.fft.ifftshift(kspace, axes=-1), axis=-1), axes=-1)
+    h_mirror = jnp.conj(h[:, _mirror_rows(kspace.shape[-2]), :])
+    top = jnp.max(jnp.abs(h), axis=(-2, -1), keepdims=True) + 1e-12
+    m = jnp.broadcast_to(mask[:, :, None].astype(jnp.float32), h.shape)
+    parts = [h.real / top, h.imag / top, h_mirror.real / top, h_mirror.imag / top]
+    return jnp.stack([p.astype(jnp.float32) for p in parts] + [m], axis=1)
+
+
+def _mirror_rows(ny: int) -> jax.Array:
+    """Row of the line ``-ky`` for each row of a centred grid (DC at ``ny // 2``); rows whose
+    mirror falls outside the grid (``ky = -ny/2`` for even ``ny``) map to themselves."""
+    rows = jnp.arange(ny)
+    mirror = 2 * (ny // 2) - rows
+    return jnp.where((mirror >= 0) & (mirror < ny), mirror, rows)
+
+
+def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask: jax.Array,
+            scale: jax.Array, *, kind: str, estimate_options: dict[str, Any] | None = None
+            ) -> tuple[jax.Array, jax.Array | None]:
+    """The network on corrupted k-space alone (training, evaluation and inference alike).
+
+    Args:
+      run: ``run(f)`` calls ``f(model)`` with the merged network (and takes care of its
+        BatchNorm state), e.g. :func:`kmri_jax.train.state.run_model` with its state bound.
+      kspace: ``[B, ny, nx]`` complex corrupted k-space.
+      mask: ``[B, ny]`` bool acquired lines.
+      scale: ``[B]`` the input scale ``s``.
+      kind: one of :data:`KINDS`.
+      estimate_options: options of ``correct.estimate_motion`` (``motion_unet``).
+
+    Returns:
+      ``[B, 2, ny, nx]`` float32 predicted k-space channels divided by ``scale``, and the
+      predicted displacement ``[B, ny]`` (zero mean over the acquired lines) or None.
+    """
+    if kind == "kspace_unet":
+        return run(lambda model: model(channels(kspace, scale)).astype(jnp.float32)), None
+    if kind == "image_unet":
+        return run(lambda model: _image_stage(model, kspace, scale)), None
+    if kind == "motion_unet":
+
+        options = estimate_options or {}
+        first = jax.lax.stop_gradient(jax.vmap(
+            lambda k, m: correct.estimate_motion(k, m, **options))(kspace, mask))
+        undone = correct.undo_motion(kspace, first)
+
+        def both(model):
+            step = model.motion(motion_features(undone, mask)).astype(jnp.float32)
+            d = zero_mean(first + step, mask)
+            return _image_stage(model.image, correct.undo_motion(kspace, d), scale), d
+
+        return run(both)
+    raise ValueError(f"model.kind must be one of {KINDS}, got {kind!r}")
+
+
+def predict(run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted, *, kind: str,
+            scale_from: str = "corrupted", estimate_options: dict[str, Any] | None = None
+            ) -> Prediction:
+    """:func:`forward` on a simulated batch, with the clean target in the same units.
+
+    ``scale_from``: ``"corrupted"`` or ``"clean"`` (see the module doc).
+    """
+    scale = input_scale(corrupted, scale_from)
+    pred, displacement = forward(run, corrupted.kspace, corrupted.mask, scale, kind=kind,
+                                 estimate_options=estimate_options)
+    return Prediction(pred, channels(corrupted.clean, scale), scale, displacement)
