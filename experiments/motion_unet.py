@@ -1,29 +1,30 @@
 """Motion estimated, undone exactly, then an image U-Net: the recipe that leaves to the network
 only what physics cannot do (undersampling, noise).
 
-Each line's displacement is ``kmri_jax.correct.estimate_motion`` (training-free, inside the
-compiled step) plus a correction a motion network predicts; the motion is undone exactly and an
-image U-Net (as ``image_unet.py``) corrects the rest; trained end to end with a displacement
-L1 next to the image loss. The search costs about 50 ms per 64 x 96 slice on a CPU core, so a
-step is several times an image U-Net's on a CPU. It generalises best to other anatomy
-(docs/results.md).
+``image_unet.py`` with ``model.kind = "motion_unet"``: each line's displacement is
+``kmri_jax.correct.estimate_motion`` (training-free, inside the compiled step) plus a correction
+a motion network predicts; the motion is undone exactly and the image U-Net corrects the rest;
+trained end to end with a displacement L1 (``train.displacement_weight``) next to the image
+loss. The search costs about 50 ms per 64 x 96 slice on a CPU core, so a step is several times
+an image U-Net's on a CPU. It generalises best to other anatomy (docs/results.md).
 
 Run (a BIDS dataset such as OpenNeuro ds005616; without it the built-in phantom data)::
 
     kmri-train --config experiments/motion_unet.py:/path/to/ds005616 --workdir runs/motion_unet
 """
 
-from kmri_jax.config import base_config
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location("image_unet",
+                                               Path(__file__).with_name("image_unet.py"))
+image_unet = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(image_unet)
 
 
 def get_config(arg: str | None = None):
     """``arg``: optional data root (same as ``--config.data.root``)."""
-    config = base_config()
-    if arg:
-        config.data.root = arg
+    config = image_unet.get_config(arg)
     config.model.kind = "motion_unet"
-    config.train.loss = "hybrid"
-    config.train.loss_weights = {"kspace_l1": 1.0, "image_l1": 1.0}
-    config.train.learning_rate = 5e-4
     config.train.displacement_weight = 0.1
     return config

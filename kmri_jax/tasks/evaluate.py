@@ -49,7 +49,7 @@ from kmri_jax.tasks.errors import TaskError
 from kmri_jax.tasks.report import METHOD_COLUMNS, METRICS, PARAMS
 from kmri_jax.train import evaluation, sharding
 from kmri_jax.train.metrics import magnitude_image
-from kmri_jax.train.step import compiled_baseline, compiled_eval, estimate_options
+from kmri_jax.train.step import compiled_baseline, compiled_eval
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,9 @@ def _records_batches(store: kdata.SliceStore, rows: Sequence[int], combos: Seque
         yield batch
 
 
-def _severity_panels(store, state, predict, split_rows: np.ndarray, methods: Sequence[str],
-                     options: Mapping, batch_size: int, mesh) -> tuple[list[dict[str, object]], str]:
+def _severity_panels(store, state, predict, baseline_step, split_rows: np.ndarray,
+                     methods: Sequence[str], batch_size: int, mesh
+                     ) -> tuple[list[dict[str, object]], str]:
     """Images of the severity figure (see the module doc) for each method, and which slice."""
     volumes = store.index["volume"][split_rows]
     first = split_rows[volumes == volumes[0]]
@@ -154,15 +155,14 @@ def _severity_panels(store, state, predict, split_rows: np.ndarray, methods: Seq
     n = len(SEVERITY_COMBINATIONS)
     parts: list[dict[str, np.ndarray]] = []
     for batch in _records_batches(store, [row] * n, SEVERITY_COMBINATIONS, batch_size):
-        out = predict(state, sharding.shard_batch(batch, mesh))
+        sharded = sharding.shard_batch(batch, mesh)
+        out = dict(predict(state, sharded))
+        if "estimate" in methods:  # the evaluation's own compiled search, same shapes
+            d = baseline_step(sharded)["estimate_displacement"]
+            out["estimate"] = sim.to_channels(correct.undo_motion(
+                sim.from_channels(out["input"]), d))
         parts.append({k: evaluation.to_host(v) for k, v in out.items()})
     merged = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
-    if "estimate" in methods:
-        k = sim.from_channels(merged["input"])
-        mask = np.any(np.abs(np.asarray(k)) > 0, axis=-1)
-        estimate = jax.jit(jax.vmap(lambda kk, mm: correct.estimate_motion(kk, mm, **options)))
-        merged["estimate"] = np.asarray(sim.to_channels(correct.undo_motion(
-            k, estimate(k, mask))))
     rows_valid, cols_valid = (int(store.index[row][k]) for k in ("valid_rows", "valid_cols"))
     grid = sim.grid_table()
     vol, sl = int(store.index[row]["volume"]), int(store.index[row]["slice"])
@@ -283,8 +283,8 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
     if "model" in chosen:
         parts.append(evaluation.run_eval(eval_step, state, batches(), mesh))
     table = _per_sample_table(source, evaluation.merge(*parts))
-    panels, shown = _severity_panels(source, state, predict, split_rows, chosen,
-                                     estimate_options(config), host_batch, mesh)
+    panels, shown = _severity_panels(source, state, predict, baseline_step, split_rows, chosen,
+                                     host_batch, mesh)
 
     header = [f"checkpoint: `{os.fspath(model.step_dir)}` (step {model.step}, "
               f"model.kind {config.model.kind})",

@@ -173,7 +173,8 @@ def make_baseline_step(
 ) -> Callable[[Batch], dict[str, jax.Array]]:
     """``baseline_step(batch) -> {name: [B]}``: the methods without a network, on the same fixed
     corruption as :func:`make_eval_step`: ``input_*``, ``oracle_*``, ``estimate_*`` (SSIM,
-    PSNR, NRMSE) and ``estimate_disp_rmse`` / ``input_disp_rmse`` (px)."""
+    PSNR, NRMSE), ``estimate_disp_rmse`` / ``input_disp_rmse`` (px) and the estimated
+    displacement ``estimate_displacement [B, ny]``."""
     unknown = set(methods) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; baselines are {BASELINES}")
@@ -201,6 +202,7 @@ def make_baseline_step(
             add("estimate", correct.undo_motion(corrupted.kspace, d))
             out["estimate_disp_rmse"] = displacement_error(d, corrupted.displacement,
                                                            corrupted.mask)
+            out["estimate_displacement"] = d  # [B, ny]: for figures
         out["weight"] = batch["weight"]
         out["combination"] = batch["combination"]
         return out

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -220,10 +221,13 @@ def test_a_real_full_filesystem_during_training(shared_store, tmp_path):
                "--workdir", str(disk / "run"), f"--config.data.store={shared_store}",
                "--config.data.ny=32", "--config.data.nx=48", "--config.data.phantom_subjects=6",
                "--config.data.phantom_slices=8", "--config.model.base_channels=4",
-               "--config.train.batch_size=4", "--config.train.num_epochs=6",
+               "--config.train.batch_size=4", "--config.train.num_epochs=3",
                "--config.eval.every_epochs=1", "--config.eval.combinations=0",
                "--config.eval.baselines=input,oracle",
-               "--config.runtime.compilation_cache=", "--config.runtime.cpu_devices=1"]
+               # The session's compilation cache (tests/conftest.py): the same programs as
+               # the quickstart test's.
+               f"--config.runtime.compilation_cache={jax.config.jax_compilation_cache_dir}",
+               "--config.runtime.cpu_devices=1"]
         start = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 1, done.stderr[-3000:]
