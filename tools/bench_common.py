@@ -113,6 +113,7 @@ def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, t
     from kmri_jax.config import base_config
     from kmri_jax.train import losses
     from kmri_jax.train.corruption import Corruption
+    from kmri_jax.train.networks import Network
     from kmri_jax.train.state import create_state, learning_rate_schedule
     from kmri_jax.train.step import make_train_step
 
@@ -124,7 +125,8 @@ def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, t
     tx = optax.adam(schedule)
     state, defs = create_state(c.seed, model_config=c.model, tx=tx)
     fn = make_train_step(defs, tx, loss_fn=losses.get_loss("seed_masked_l1"),
-                         corruption=Corruption(), fixed_root=jax.random.key(1), schedule=schedule)
+                         corruption=Corruption(), fixed_root=jax.random.key(1), schedule=schedule,
+                         network=Network(input_scale="clean"))  # the seed's step
     mesh = jax.make_mesh((devices,), ("data",), devices=jax.devices()[:devices],
                          axis_types=(jax.sharding.AxisType.Auto,))
     return state, defs, fn, mesh

@@ -3,7 +3,7 @@
 For each ``HxW:B`` configuration, on the same machine, in one run:
 
 - **simulator**: samples/s of the corruption as the train step does it (``Corruption.corrupt_batch``
-  in ``fresh`` mode + ``network_io``, jit + vmap), and its share of a train step;
+  in ``fresh`` mode + the network input, jit + vmap), and its share of a train step;
 - **train step**: samples/s of ``make_train_step`` (fresh on-device corruption, the seed's masked
   L1, Adam with the cosine schedule, the seed's plain U-Net) on a device-resident batch, on the
   devices ``kmri-train`` would use (one GPU; on CPU one XLA device per core dividing the batch,
@@ -71,7 +71,8 @@ def jax_worker(conn: Any, cfg: dict) -> None:
 
     from kmri_jax import data as kdata
     from kmri_jax.train import runtime, sharding
-    from kmri_jax.train.corruption import Corruption, network_io
+    from kmri_jax.train.corruption import Corruption
+    from kmri_jax.train.networks import channels, input_scale
 
     ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
     # As kmri-train does: on the CPU backend, one XLA device per core (0 = that policy).
@@ -97,8 +98,9 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     @jax.jit
     def simulate(i, batch):
         key = jax.random.fold_in(jax.random.key(0), i)
-        x, y, _ = network_io(Corruption().corrupt_batch(key, batch, mode="fresh")[0])
-        return x, y
+        c = Corruption().corrupt_batch(key, batch, mode="fresh")[0]
+        s = input_scale(c, "clean")  # the seed's normalisation, as the PyTorch reference
+        return channels(c.kspace, s), channels(c.clean, s)
 
     sim_compiled = simulate.lower(np.int32(0), dev_batch).compile()
     info["sim_flops"] = cost_flops(sim_compiled)
@@ -430,7 +432,7 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
         "| size, batch | measurement | samples/s (median) | min-max | ms/step (median) |",
         "|---|---|---|---|---|",
     ]
-    names = [("simulator", "simulator: jit(vmap(Corruption.corrupt_batch)) + network_io"),
+    names = [("simulator", "simulator: jit(vmap(Corruption.corrupt_batch)) + network input"),
              ("jax_step", "kmri_jax train step (fresh corruption, masked L1, Adam)"),
              ("jax_step_1dev", "kmri_jax train step on 1 XLA CPU device"),
              ("torch_step", "PyTorch seed step, inputs corrupted beforehand"),

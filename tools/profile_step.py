@@ -32,8 +32,9 @@ def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
 
     from kmri_jax import data as kdata
     from kmri_jax.train import losses, sharding
-    from kmri_jax.train.corruption import Corruption, network_io
-    from kmri_jax.train.state import apply_model
+    from kmri_jax.train.corruption import Corruption
+    from kmri_jax.train.networks import channels, input_scale
+    from kmri_jax.train.state import run_model
 
     store = kdata.SliceStore(ensure_bench_store(args.store_root / f"store-{ny}x{nx}", ny, nx, batch))
     host = next(kdata.train_iterator(store, batch_size=batch, seed=0))
@@ -44,18 +45,19 @@ def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     tx_update = fn  # the full step
 
     def corrupt(batch_):
-        x, y, _ = network_io(Corruption().corrupt_batch(jax.random.key(0), batch_, mode="fresh")[0])
-        return x, y
+        c = Corruption().corrupt_batch(jax.random.key(0), batch_, mode="fresh")[0]
+        s = input_scale(c, "clean")  # the seed's normalisation, as the PyTorch reference
+        return channels(c.kspace, s), channels(c.clean, s)
 
     x, y = jax.jit(corrupt)(dev)
 
     def forward(st, x, y, valid):
-        pred, _ = apply_model(defs, st.params, st.batch_stats, x, train=True)
+        pred, _ = run_model(defs, st.params, st.batch_stats, lambda m: m(x), train=True)
         return loss_fn(pred, y, valid)
 
     def fwd_bwd(st, x, y, valid):
         def obj(p):
-            pred, bs = apply_model(defs, p, st.batch_stats, x, train=True)
+            pred, bs = run_model(defs, p, st.batch_stats, lambda m: m(x), train=True)
             return loss_fn(pred, y, valid), bs
         return jax.value_and_grad(obj, has_aux=True)(st.params)
 
@@ -81,7 +83,7 @@ def profile(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     valid = dev["valid_shape"]
     grads = jax.tree.map(jnp.ones_like, state.params)
     stages = {
-        "corruption (simulator + network_io)": (jax.jit(corrupt), (dev,)),
+        "corruption (simulator + network input)": (jax.jit(corrupt), (dev,)),
         "forward + loss": (jax.jit(forward), (state, x, y, valid)),
         "forward + backward": (jax.jit(fwd_bwd), (state, x, y, valid)),
         "Adam update alone": (jax.jit(adam_only), (state, grads)),

@@ -14,7 +14,6 @@ import dataclasses
 from typing import Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from kmri_jax import sim
@@ -84,15 +83,3 @@ class Corruption:
         options = self.options.kwargs()
         corrupted = jax.vmap(lambda k, x, p: sim.corrupt(k, x, p, **options))(keys, images, params)
         return corrupted, params
-
-
-def network_io(corrupted: sim.Corrupted) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Network input and target, both ``[B, 2, ny, nx]`` float, and the scale ``s [B]``.
-
-    ``s = max|K_clean| + 1e-8`` per sample (the seed's normalisation); input is
-    ``[Re, Im](K_corrupted) / s`` and target ``[Re, Im](K_clean) / s``.
-    """
-    scale = jnp.max(jnp.abs(corrupted.clean), axis=(-2, -1)) + 1e-8
-    x = sim.to_channels(corrupted.kspace) / scale[:, None, None, None]
-    y = sim.to_channels(corrupted.clean) / scale[:, None, None, None]
-    return x, y, scale

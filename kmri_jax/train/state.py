@@ -103,16 +103,3 @@ def run_model(defs: ModelDefs, params: Any, batch_stats: Any, fn: Callable[[nnx.
     model = nnx.merge(defs.train if train else defs.eval, params, batch_stats, copy=True)
     out = fn(model)  # copy=True: fresh Variables in this trace
     return out, nnx.state(model, nnx.BatchStat)
-
-
-def apply_model(
-    defs: ModelDefs, params: Any, batch_stats: Any, x: jax.Array, *, train: bool
-) -> tuple[jax.Array, Any]:
-    """Run the network: ``x [B, 2, H, W] -> (prediction [B, 2, H, W] float32, batch_stats)``.
-
-    ``train`` selects batch statistics (and returns updated running averages) or the running
-    averages.
-    """
-    model = nnx.merge(defs.train if train else defs.eval, params, batch_stats, copy=True)
-    y = model(x).astype(jnp.float32)  # copy=True: fresh Variables in this trace
-    return y, nnx.state(model, nnx.BatchStat)
