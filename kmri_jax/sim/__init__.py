@@ -1,7 +1,8 @@
 """kmri_jax.sim: the differentiable k-space corruption simulator (pure ``jax.numpy``).
 
-Clean image -> centred k-space -> breathing motion (per-line phase ramp) -> Cartesian line
-mask -> complex Gaussian noise, in the seed's conventions (``docs/conventions.md``). Every
+Clean image -> centred k-space -> breathing motion (per-line phase ramp; optionally 2-D,
+rotational and spatially varying, timed by echo trains) -> Cartesian line mask -> complex
+Gaussian noise, in the seed's conventions (``docs/conventions.md``, ``docs/realism.md``). Every
 function is pure, takes the PRNG key first and options keyword-only, and works under
 ``jit``, ``vmap`` and ``grad``::
 
@@ -14,10 +15,12 @@ function is pure, takes the PRNG key first and options keyword-only, and works u
     x = sim.to_channels(out.kspace)                                # [B, 2, ny, nx] network input
 """
 
-from kmri_jax.sim.breathing import breathing_trace, line_times
+from kmri_jax.sim.breathing import breathing_trace
 from kmri_jax.sim.corrupt import CorruptionParams, CorruptOptions, Corrupted, corrupt
 from kmri_jax.sim.grid import (
+    RIGID_READOUT,
     SEED_GRID,
+    MotionGrid,
     ParamGrid,
     grid_params,
     grid_table,
@@ -30,18 +33,26 @@ from kmri_jax.sim.grid import (
 from kmri_jax.sim.kspace import (from_channels, image_to_kspace, kspace_to_image, magnitude_image,
                                  to_channels)
 from kmri_jax.sim.motion import apply_motion
+from kmri_jax.sim.rigid import apply_rigid_motion
+from kmri_jax.sim.timing import ORDERINGS, line_times
+from kmri_jax.sim.weight_map import breathing_weight_map
 from kmri_jax.sim.noise import add_noise, noise_sigma
 from kmri_jax.sim.sampling import cartesian_mask, center_lines
 from kmri_jax.sim.validation import check_image, check_inputs, check_params
 
 __all__ = [
+    "RIGID_READOUT",
     "SEED_GRID",
+    "MotionGrid",
+    "ORDERINGS",
     "CorruptOptions",
     "CorruptionParams",
     "Corrupted",
     "ParamGrid",
     "add_noise",
     "apply_motion",
+    "apply_rigid_motion",
+    "breathing_weight_map",
     "breathing_trace",
     "cartesian_mask",
     "center_lines",

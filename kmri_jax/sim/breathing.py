@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kmri_jax.sim import validation
+from kmri_jax.sim.timing import line_times  # noqa: F401  (kept importable from here)
 
 METHODS = ("sinusoidal", "breathmetrics")
 
@@ -64,27 +65,6 @@ _MIN_BREATH_FRACTION = 0.5
 def _float_dtype(*xs: object) -> jnp.dtype:
     """Float dtype of the inputs, at least float32 (python scalars are weak)."""
     return jnp.result_type(*xs, jnp.float32)
-
-
-def line_times(n_lines: int, *, tr: jax.typing.ArrayLike, te: jax.typing.ArrayLike) -> jax.Array:
-    """Acquisition time of each phase-encode line, ``t[ky] = ky*TR + TE`` (linear ordering).
-
-    Args:
-      n_lines: number of lines ``ny`` (static int).
-      tr: repetition time in seconds (scalar, may be traced).
-      te: echo time in seconds (scalar, may be traced).
-
-    Returns:
-      ``[n_lines]`` float32 (float64 if ``tr``/``te`` are float64) times in seconds.
-    """
-    if int(n_lines) != n_lines or n_lines < 1:
-        raise ValueError(f"n_lines must be a positive int; got {n_lines!r}.")
-    dtype = _float_dtype(tr, te)
-    tr = jnp.asarray(tr, dtype)
-    te = jnp.asarray(te, dtype)
-    if tr.ndim or te.ndim:
-        raise ValueError("line_times expects scalar tr and te; use jax.vmap for a batch.")
-    return jnp.arange(int(n_lines), dtype=dtype) * tr + te
 
 
 def _breathmetrics_cycles(

@@ -2,7 +2,9 @@
 
 Pipeline (docs/conventions.md): image -> k-space -> breathing motion -> line mask -> noise. One call
 corrupts one ``[ny, nx]`` slice; ``jax.jit(jax.vmap(corrupt))`` corrupts a batch in which
-every sample carries its own :class:`CorruptionParams`.
+every sample carries its own :class:`CorruptionParams`. The realism options (echo-train
+timing, 2-D and rotational motion, a spatially varying displacement; docs/realism.md) are
+off by default, which is the seed's simulator exactly.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kmri_jax.sim import validation
-from kmri_jax.sim.breathing import METHODS, breathing_trace, line_times
+from kmri_jax.sim import timing, validation
+from kmri_jax.sim.breathing import METHODS, breathing_trace
 from kmri_jax.sim.kspace import image_to_kspace
 from kmri_jax.sim.motion import apply_motion
+from kmri_jax.sim.rigid import apply_phase_encode_motion, apply_rigid_motion
 from kmri_jax.sim.noise import add_noise
 from kmri_jax.sim.sampling import cartesian_mask
 
@@ -35,6 +38,12 @@ class CorruptionParams(NamedTuple):
       snr_db: target SNR in dB.
       tr: repetition time, seconds (seed default 2.5).
       te: echo time, seconds (seed default 0.03).
+      amplitude_pe_px: peak breathing displacement along the phase-encode axis (rows), px.
+      rotation_deg: peak in-plane rotation, degrees (needs ``corrupt(motion_states=K)``).
+
+    The one breathing trace ``r`` (max ``|r| = 1``) drives every component: line ``ky`` moves
+    by ``amplitude_px * r`` columns and ``amplitude_pe_px * r`` rows and turns by
+    ``rotation_deg * r``.
     """
 
     amplitude_px: Scalar
@@ -43,6 +52,41 @@ class CorruptionParams(NamedTuple):
     snr_db: Scalar
     tr: Scalar = 2.5
     te: Scalar = 0.03
+    amplitude_pe_px: Scalar = 0.0
+    rotation_deg: Scalar = 0.0
+
+
+_REALISM_FIELDS = ("amplitude_pe_px", "rotation_deg")
+
+
+def _is_static(field: str, value: Any) -> bool:
+    return field in _REALISM_FIELDS and type(value) in (int, float)
+
+
+def _is_static_zero(value: Any) -> bool:
+    return type(value) in (int, float) and value == 0
+
+
+def _flatten_params(p: CorruptionParams):
+    """Pytree leaves of :class:`CorruptionParams`. A realism field left at a Python number
+    (its default 0.0) is static data, not a leaf, so ``vmap`` over params built for the seed's
+    six fields keeps working; given as an array it is a leaf like the others."""
+    names, leaves, static = [], [], []
+    for field, value in zip(p._fields, p):
+        if _is_static(field, value):
+            static.append((field, value))
+        else:
+            names.append(field)
+            leaves.append(value)
+    return leaves, (tuple(names), tuple(static))
+
+
+def _unflatten_params(aux, leaves) -> CorruptionParams:
+    names, static = aux
+    return CorruptionParams(**dict(zip(names, leaves)), **dict(static))
+
+
+jax.tree_util.register_pytree_node(CorruptionParams, _flatten_params, _unflatten_params)
 
 
 class Corrupted(NamedTuple):
@@ -56,6 +100,9 @@ class Corrupted(NamedTuple):
       mask: ``[ny]`` bool, acquired phase-encode lines.
       displacement: ``[ny]`` float32 displacement of each line, pixels (``A * trace``).
       trace: ``[ny]`` float32 normalised breathing trace at the line times (max |r| = 1).
+      displacement_pe: ``[ny]`` float32 phase-encode (row) displacement, pixels.
+      rotation_deg: ``[ny]`` float32 in-plane rotation of each line, degrees.
+      times: ``[ny]`` float32 acquisition time of each line, seconds (:func:`line_times`).
     """
 
     kspace: jax.Array
@@ -63,6 +110,9 @@ class Corrupted(NamedTuple):
     mask: jax.Array
     displacement: jax.Array
     trace: jax.Array
+    displacement_pe: jax.Array | None = None
+    rotation_deg: jax.Array | None = None
+    times: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +126,11 @@ class CorruptOptions:
     method: str = "breathmetrics"
     center_fraction: float = 0.08
     max_cycles: int = 1024
+    ordering: str = "sequential"
+    echo_train_length: int = 1
+    echo_spacing: float = 0.0
+    time_acquired_only: bool = False
+    motion_states: int = 0
 
     def kwargs(self) -> dict[str, Any]:
         """The options as keyword arguments of :func:`corrupt`."""
@@ -86,16 +141,26 @@ def corrupt(
     key: jax.Array,
     image: jax.Array,
     params: CorruptionParams,
+    weight_map: jax.Array | None = None,
     *,
     method: str = "breathmetrics",
     center_fraction: float = 0.08,
     max_cycles: int = 1024,
+    ordering: str = "sequential",
+    echo_train_length: int = 1,
+    echo_spacing: float = 0.0,
+    time_acquired_only: bool = False,
+    motion_states: int = 0,
 ) -> Corrupted:
     """Corrupt one clean slice with breathing motion, undersampling and noise.
 
-    Steps: ``K = image_to_kspace(image)``; ``t = line_times(ny, tr, te)``;
-    ``d = A * breathing_trace(t)``; ``K_m = apply_motion(K, d)``; mask ``M`` from
-    ``cartesian_mask(R)``; ``K_c = add_noise(K_m * M, M, snr_db)``.
+    Steps: ``K = image_to_kspace(image)``; mask ``M`` from ``cartesian_mask(R)``;
+    ``t = line_times(ny, tr, te, ordering, echo_train_length, echo_spacing)`` (over the
+    acquired lines only with ``time_acquired_only``); ``r = breathing_trace(t)``;
+    ``K_m = apply_motion(K, A r)`` (then ``A_pe r`` rows as a phase ramp; with
+    ``motion_states``, :func:`apply_rigid_motion` of the image with rotation ``rot * r`` and
+    the weight map); ``K_c = add_noise(K_m * M, M, snr_db)``. With the defaults this is the
+    seed's simulator bit for bit.
 
     Checks (:mod:`~kmri_jax.sim.validation`) run here in Python on concrete inputs and are
     skipped on tracers; the numeric core is one compiled function, so eager calls are fast and
@@ -111,13 +176,23 @@ def corrupt(
       key: PRNG key.
       image: ``[ny, nx]`` real float32 clean image (rows = phase-encode lines ky).
       params: :class:`CorruptionParams` with scalar leaves (use ``vmap`` for ``[B]`` leaves).
+      weight_map: optional ``[ny, nx]`` scale of the translation per pixel (data, like the
+        image: :func:`breathing_weight_map`); needs ``motion_states``.
       method: breathing model, ``"breathmetrics"`` (default, the seed's) or ``"sinusoidal"``.
       center_fraction: fraction of fully sampled centre lines (seed: 0.08).
       max_cycles: static breathing-cycle budget (see :func:`breathing_trace`); the default
         covers ~920 breaths, e.g. 1060 s of lines at up to ~52 breaths/min.
+      ordering: phase-encode order, ``"sequential"`` (seed), ``"segmented"``, ``"centric"``.
+      echo_train_length: lines per TR (turbo factor); 1 is the seed.
+      echo_spacing: seconds between the echoes of a train.
+      time_acquired_only: skipped lines take no scan time (a real accelerated scan); the
+        seed (False) times every line of the grid.
+      motion_states: 0 (rigid translations, exact phase ramps; ``rotation_deg`` must be 0 and
+        no ``weight_map``), or the static number of states in which the image is resampled
+        for rotation and the weight map (:func:`apply_rigid_motion`).
 
     Returns:
-      :class:`Corrupted` with ``kspace``, ``clean``, ``mask``, ``displacement``, ``trace``.
+      :class:`Corrupted` (every field, ``displacement_pe``, ``rotation_deg``, ``times`` too).
     """
     validation.check_image(image)
     if not isinstance(params, CorruptionParams):
@@ -132,39 +207,70 @@ def corrupt(
                 f"corrupt takes one slice: CorruptionParams.{field} must be a scalar, got shape "
                 f"{tuple(np.shape(leaf))}; use jax.vmap(corrupt) for a batch."
             )
-    p = CorruptionParams(*(jnp.asarray(leaf, dtype) for leaf in params))
+    p = CorruptionParams(**{  # a realism field left at a Python number stays static
+        field: float(leaf) if _is_static(field, leaf) else jnp.asarray(leaf, dtype)
+        for field, leaf in zip(params._fields, params)})
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    timing.check_echo_train(ordering, echo_train_length, echo_spacing)
+    validation.check_motion_options(image.shape, p_in=params, motion_states=motion_states,
+                                    weight_map=weight_map)
     if method == "breathmetrics" and all(validation.is_concrete(v) for v in params):
-        last_line = np.asarray([(image.shape[0] - 1) * float(params.tr) + float(params.te)])
+        last_line = np.asarray([timing.scan_duration(
+            image.shape[0], tr=float(params.tr), te=float(params.te),
+            echo_train_length=echo_train_length, echo_spacing=float(echo_spacing))])
         validation.check_cycle_budget(last_line, params.rate_bpm, max_cycles)
+    if weight_map is not None:
+        weight_map = jnp.asarray(weight_map, dtype)
     return _corrupt(
-        key, image, p, method=method, center_fraction=center_fraction, max_cycles=max_cycles
+        key, image, p, weight_map, method=method, center_fraction=center_fraction,
+        max_cycles=max_cycles, ordering=ordering, echo_train_length=int(echo_train_length),
+        echo_spacing=float(echo_spacing), time_acquired_only=bool(time_acquired_only),
+        motion_states=int(motion_states),
     )
 
 
-@functools.partial(jax.jit, static_argnames=("method", "center_fraction", "max_cycles"))
+@functools.partial(jax.jit, static_argnames=(
+    "method", "center_fraction", "max_cycles", "ordering", "echo_train_length", "echo_spacing",
+    "time_acquired_only", "motion_states"))
 def _corrupt(
     key: jax.Array,
     image: jax.Array,
     p: CorruptionParams,
+    weight_map: jax.Array | None,
     *,
     method: str,
     center_fraction: float,
     max_cycles: int,
+    ordering: str,
+    echo_train_length: int,
+    echo_spacing: float,
+    time_acquired_only: bool,
+    motion_states: int,
 ) -> Corrupted:
     """The pipeline on checked inputs; compiled once per shape/dtype/options, so eager calls
     are fast and calls under jit/vmap/grad simply inline it."""
     ny = image.shape[0]
     k_breath, k_mask, k_noise = jax.random.split(key, 3)
     clean = image_to_kspace(image)
-    times = line_times(ny, tr=p.tr, te=p.te)
+    mask = cartesian_mask(k_mask, ny, acceleration=p.acceleration, center_fraction=center_fraction)
+    times = timing.line_times(ny, tr=p.tr, te=p.te, ordering=ordering,
+                              echo_train_length=echo_train_length, echo_spacing=echo_spacing,
+                              mask=mask if time_acquired_only else None)
     trace = breathing_trace(
         k_breath, times, rate_bpm=p.rate_bpm, method=method, max_cycles=max_cycles
     )
     displacement = p.amplitude_px * trace
-    moved = apply_motion(clean, displacement)
-    mask = cartesian_mask(k_mask, ny, acceleration=p.acceleration, center_fraction=center_fraction)
+    displacement_pe = p.amplitude_pe_px * trace
+    rotation = p.rotation_deg * trace
+    if motion_states:
+        moved = apply_rigid_motion(image, dx=displacement, dy=displacement_pe, angle_deg=rotation,
+                                   weight_map=weight_map, motion_states=motion_states)
+    else:
+        moved = apply_motion(clean, displacement)
+        if not _is_static_zero(p.amplitude_pe_px):  # the seed's path stays bit for bit
+            moved = apply_phase_encode_motion(moved, displacement_pe)
     masked = jnp.where(mask[:, None], moved, jnp.zeros((), moved.dtype))
     kspace = add_noise(k_noise, masked, mask, snr_db=p.snr_db)
-    return Corrupted(kspace=kspace, clean=clean, mask=mask, displacement=displacement, trace=trace)
+    return Corrupted(kspace=kspace, clean=clean, mask=mask, displacement=displacement, trace=trace,
+                     displacement_pe=displacement_pe, rotation_deg=rotation, times=times)

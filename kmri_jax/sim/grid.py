@@ -33,6 +33,24 @@ class ParamGrid(NamedTuple):
     snr_db: tuple[float, ...]
 
 
+class MotionGrid(NamedTuple):
+    """Values of the 2-D motion peaks (grid), or ``(low, high)`` pairs (uniform), beside a
+    :class:`ParamGrid`. The default, the single value 0 each, keeps the seed's 81
+    combinations; several values multiply the grid, these axes varying fastest."""
+
+    amplitude_pe_px: tuple[float, ...] = (0.0,)
+    rotation_deg: tuple[float, ...] = (0.0,)
+
+
+RIGID_READOUT = MotionGrid()
+"""No phase-encode translation, no rotation: the seed's motion."""
+
+
+def _axes(grid: ParamGrid, motion: MotionGrid) -> list[tuple[str, tuple[float, ...]]]:
+    """(field, values) of every grid axis, slowest first."""
+    return [*zip(ParamGrid._fields, grid), *zip(MotionGrid._fields, motion)]
+
+
 SEED_GRID = ParamGrid(
     amplitude_px=(2.0, 5.0, 8.0),
     rate_bpm=(12.0, 15.0, 18.0),
@@ -49,10 +67,13 @@ def grid_params(
     tr: Scalar = 2.5,
     te: Scalar = 0.03,
     grid: ParamGrid = SEED_GRID,
+    motion: MotionGrid = RIGID_READOUT,
 ) -> CorruptionParams:
     """Parameters of grid combination ``c`` (int, or int array of any shape; may be traced).
 
-    Fixed order, amplitude slowest and SNR fastest (``itertools.product(A, f, R, SNR)``):
+    Fixed order, amplitude slowest and the last parameter fastest
+    (``itertools.product(A, f, R, SNR, A_pe, rot)``; the last two have one value, 0, unless the
+    grid gives more):
     ``c = ((i_A * n_f + i_f) * n_R + i_R) * n_SNR + i_SNR``, so with :data:`SEED_GRID`
     ``c = 27*i_A + 9*i_f + 3*i_R + i_SNR`` for ``c`` in ``0..80``; e.g. 0 = (2, 12, 2, 15),
     1 = (2, 12, 2, 20), 80 = (8, 18, 6, 25). Out-of-range concrete values raise ``ValueError``
@@ -62,7 +83,8 @@ def grid_params(
       :class:`CorruptionParams` with float32 leaves shaped like ``combination``; ``tr``/``te``
       are broadcast to that shape.
     """
-    sizes = [len(v) for v in grid]
+    axes = _axes(grid, motion)
+    sizes = [len(v) for _, v in axes]
     total = int(np.prod(sizes))
     if validation.is_concrete(combination):
         values = np.asarray(combination)
@@ -71,15 +93,15 @@ def grid_params(
         if values.size and (values.min() < 0 or values.max() >= total):
             raise ValueError(f"combination must be in 0..{total - 1}; got {values!r}.")
     c = jnp.clip(jnp.asarray(combination, jnp.int32), 0, total - 1)
-    leaves = []
-    for axis, values in enumerate(grid):
+    leaves = {}
+    for axis, (field, values) in enumerate(axes):
         stride = int(np.prod(sizes[axis + 1 :]))
         index = (c // stride) % sizes[axis]
-        leaves.append(jnp.asarray(values, jnp.float32)[index])
+        leaves[field] = jnp.asarray(values, jnp.float32)[index]
     shape = c.shape
     tr_ = jnp.broadcast_to(jnp.asarray(tr, jnp.float32), shape)
     te_ = jnp.broadcast_to(jnp.asarray(te, jnp.float32), shape)
-    return CorruptionParams(*leaves, tr=tr_, te=te_)
+    return CorruptionParams(**leaves, tr=tr_, te=te_)
 
 
 def sample_params(
@@ -91,13 +113,16 @@ def sample_params(
     distribution: str = "grid",
     grid: ParamGrid = SEED_GRID,
     ranges: ParamGrid | None = None,
+    motion: MotionGrid = RIGID_READOUT,
 ) -> CorruptionParams:
     """Draw ``batch_size`` independent parameter sets on device.
 
     ``"grid"``: each of A, f, R, SNR uniformly and independently from ``grid``'s values (the
     seed's 81 combinations, each with probability 1/81). ``"uniform"``: each uniformly from a
     continuous ``(low, high)`` range; ``ranges=None`` spans the grid (A [2, 8] px, f [12, 18]
-    /min, R [2, 6], SNR [15, 25] dB with :data:`SEED_GRID`).
+    /min, R [2, 6], SNR [15, 25] dB with :data:`SEED_GRID`). The phase-encode amplitude and
+    the rotation are drawn the same way from their own keys (``fold_in(key, 4)``, ``5``), so
+    the seed's four draws are unchanged; by default both are 0.
 
     Args:
       key: PRNG key.
@@ -106,6 +131,7 @@ def sample_params(
       distribution: ``"grid"`` or ``"uniform"``.
       grid: :class:`ParamGrid` of values.
       ranges: :class:`ParamGrid` of ``(low, high)`` pairs, or None.
+      motion: :class:`MotionGrid`: values (``"grid"``) or their min..max (``"uniform"``).
 
     Returns:
       :class:`CorruptionParams` with ``[B]`` float32 leaves.
@@ -115,21 +141,24 @@ def sample_params(
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}; got {distribution!r}.")
     batch_size = int(batch_size)
-    keys = jax.random.split(key, 4)
-    leaves = []
+    keys = [*jax.random.split(key, 4), jax.random.fold_in(key, 4), jax.random.fold_in(key, 5)]
+    leaves = {}
     if distribution == "grid":
-        for k, values in zip(keys, grid):
+        for k, (field, values) in zip(keys, _axes(grid, motion)):
             values = jnp.asarray(values, jnp.float32)
-            leaves.append(values[jax.random.randint(k, (batch_size,), 0, values.shape[0])])
+            if values.shape[0] == 1:
+                leaves[field] = jnp.broadcast_to(values[0], (batch_size,))
+            else:
+                leaves[field] = values[jax.random.randint(k, (batch_size,), 0, values.shape[0])]
     else:
         if ranges is None:
             ranges = ParamGrid(*((min(v), max(v)) for v in grid))
-        for k, (field, bounds) in zip(keys, zip(ParamGrid._fields, ranges)):
+        bounds_all = [*ranges, *((min(v), max(v)) for v in motion)]
+        for k, field, bounds in zip(keys, [*ParamGrid._fields, *MotionGrid._fields], bounds_all):
             if len(bounds) != 2 or not bounds[0] <= bounds[1]:
                 raise ValueError(f"ranges.{field} must be a (low, high) pair; got {bounds!r}.")
-            leaves.append(
-                jax.random.uniform(k, (batch_size,), jnp.float32, bounds[0], bounds[1])
-            )
+            leaves[field] = jax.random.uniform(k, (batch_size,), jnp.float32, bounds[0],
+                                               bounds[1])
 
     def per_sample(x: Scalar, name: str) -> jax.Array:
         x = jnp.asarray(x, jnp.float32)
@@ -137,37 +166,51 @@ def sample_params(
             raise ValueError(f"{name} must be a scalar or [{batch_size}]; got {x.shape}.")
         return jnp.broadcast_to(x, (batch_size,))
 
-    return CorruptionParams(*leaves, tr=per_sample(tr, "tr"), te=per_sample(te, "te"))
+    return CorruptionParams(**leaves, tr=per_sample(tr, "tr"), te=per_sample(te, "te"))
 
 
-def num_combinations(grid: ParamGrid = SEED_GRID) -> int:
+def num_combinations(grid: ParamGrid = SEED_GRID, motion: MotionGrid = RIGID_READOUT) -> int:
     """Number of grid combinations (81 for :data:`SEED_GRID`)."""
-    return int(np.prod([len(v) for v in grid]))
+    return int(np.prod([len(v) for _, v in _axes(grid, motion)]))
 
 
-def orthogonal_combinations() -> list[int]:
-    """The 9 combinations of the L9(3^4) orthogonal array over :data:`SEED_GRID`.
+def orthogonal_combinations(grid: ParamGrid = SEED_GRID, motion: MotionGrid = RIGID_READOUT
+                            ) -> list[int]:
+    """The 9 combinations of the L9(3^4) orthogonal array over A, f, R, SNR.
 
     Each level of each of A, f, R, SNR appears 3 times and every pair of levels of two
     parameters once, so per-parameter means are balanced at 1/9 of the full grid's cost.
-    Row (i, j) has levels (i, j, (i + j) % 3, (i + 2j) % 3), index ``27a + 9f + 3r + s``.
+    Row (i, j) has levels (i, j, (i + j) % 3, (i + 2j) % 3), index ``27a + 9f + 3r + s`` on
+    :data:`SEED_GRID`. A motion parameter with ``n`` values takes level ``row % n`` in row
+    ``row = 3i + j`` (each of its levels appears about equally often; not balanced pairwise).
     """
-    rows = [(i, j, (i + j) % 3, (i + 2 * j) % 3) for i in range(3) for j in range(3)]
-    return [27 * a + 9 * f + 3 * r + s for a, f, r, s in rows]
+    sizes = [len(v) for _, v in _axes(grid, motion)]
+    if sizes[:4] != [3, 3, 3, 3]:
+        raise ValueError(f"the L9 orthogonal array needs 3 values of each of A, f, R, SNR; "
+                         f"the grid has {sizes[:4]}.")
+    strides = [int(np.prod(sizes[axis + 1:])) for axis in range(len(sizes))]
+    combos = []
+    for i in range(3):
+        for j in range(3):
+            row = 3 * i + j
+            levels = [i, j, (i + j) % 3, (i + 2 * j) % 3, *(row % n for n in sizes[4:])]
+            combos.append(int(sum(level * stride for level, stride in zip(levels, strides))))
+    return combos
 
 
-def parse_combinations(spec: str, grid: ParamGrid = SEED_GRID) -> list[int]:
+def parse_combinations(spec: str, grid: ParamGrid = SEED_GRID,
+                       motion: MotionGrid = RIGID_READOUT) -> list[int]:
     """``"all"`` -> every combination; ``"orthogonal"`` -> the balanced 9; or ``"0,40,80"``.
 
     Raises:
       ValueError: anything else, or an index outside the grid.
     """
     spec = spec.strip()
-    total = num_combinations(grid)
+    total = num_combinations(grid, motion)
     if spec == "all":
         return list(range(total))
     if spec == "orthogonal":
-        return orthogonal_combinations()
+        return orthogonal_combinations(grid, motion)
     try:
         combos = [int(c) for c in spec.split(",") if c.strip()]
     except ValueError:
@@ -178,16 +221,23 @@ def parse_combinations(spec: str, grid: ParamGrid = SEED_GRID) -> list[int]:
     return combos
 
 
-def grid_table(combinations: Sequence[int] | None = None, grid: ParamGrid = SEED_GRID
-               ) -> dict[str, np.ndarray]:
-    """Parameter values of grid combinations: ``{"A"|"f"|"R"|"SNR": [n]}`` (all by default)."""
-    combos = np.arange(num_combinations(grid)) if combinations is None else np.asarray(combinations)
-    params = grid_params(combos.astype(np.int32), grid=grid)
-    return {short: np.asarray(getattr(params, long)) for long, short in SHORT_NAMES.items()}
+def grid_table(combinations: Sequence[int] | None = None, grid: ParamGrid = SEED_GRID,
+               motion: MotionGrid = RIGID_READOUT) -> dict[str, np.ndarray]:
+    """Parameter values of grid combinations: ``{"A"|"f"|"R"|"SNR": [n]}`` (all by default),
+    plus ``"A_pe"`` / ``"rot"`` when the grid gives them more than one value."""
+    combos = (np.arange(num_combinations(grid, motion)) if combinations is None
+              else np.asarray(combinations))
+    params = grid_params(combos.astype(np.int32), grid=grid, motion=motion)
+    return {short: np.asarray(getattr(params, long)) for long, short in SHORT_NAMES.items()
+            if short in SEED_SHORT_NAMES or len(getattr(motion, long)) > 1}
 
 
-SHORT_NAMES = {"amplitude_px": "A", "rate_bpm": "f", "acceleration": "R", "snr_db": "SNR"}
+SHORT_NAMES = {"amplitude_px": "A", "rate_bpm": "f", "acceleration": "R", "snr_db": "SNR",
+               "amplitude_pe_px": "A_pe", "rotation_deg": "rot"}
 """Short names of the grid parameters, as tables and plots label them."""
+
+SEED_SHORT_NAMES = ("A", "f", "R", "SNR")
+"""The seed's four, always in :func:`grid_table`."""
 
 
 def sample_keys(root: jax.Array, volume: jax.typing.ArrayLike, slice_: jax.typing.ArrayLike,

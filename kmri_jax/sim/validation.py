@@ -75,7 +75,8 @@ def check_params(params: Any) -> None:
     finite and >= 1; SNR finite; TR finite and > 0; TE finite and >= 0; all leaves scalars or
     1-D with one common length.
     """
-    names = ("amplitude_px", "rate_bpm", "acceleration", "snr_db", "tr", "te")
+    names = params._fields if hasattr(params, "_fields") else (
+        "amplitude_px", "rate_bpm", "acceleration", "snr_db", "tr", "te")
     lengths = set()
     for field in names:
         leaf = getattr(params, field)
@@ -95,14 +96,42 @@ def check_params(params: Any) -> None:
     check_snr(params.snr_db)
     rules = {
         "amplitude_px": (lambda v: np.isfinite(v), "finite"),
+        "amplitude_pe_px": (lambda v: np.isfinite(v), "finite"),
+        "rotation_deg": (lambda v: np.isfinite(v), "finite"),
         "rate_bpm": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0"),
         "tr": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0 (seconds)"),
         "te": (lambda v: np.isfinite(v) & (v >= 0), "finite and >= 0 (seconds)"),
     }
     for field, (ok, what) in rules.items():
+        if not hasattr(params, field):
+            continue
         values = _values(getattr(params, field))
         if values is not None and not np.all(ok(values)):
             raise ValueError(f"CorruptionParams.{field} must be {what}; got {values!r}.")
+
+
+def check_motion_options(shape: tuple[int, ...], *, p_in: Any, motion_states: int,
+                         weight_map: Any) -> None:
+    """Raise ``ValueError`` unless ``motion_states`` is an int in ``0..ny``, a weight map is
+    ``[ny, nx]`` and comes with motion states, and (when concrete) a rotation comes with them."""
+    ny, nx = shape[-2:]
+    if int(motion_states) != motion_states or not 0 <= motion_states <= ny:
+        raise ValueError(f"motion_states must be an int in 0..{ny} (0: rigid translations "
+                         f"only); got {motion_states!r}.")
+    if weight_map is not None:
+        if tuple(np.shape(weight_map)) != (ny, nx):
+            raise ValueError(f"weight_map must be [{ny}, {nx}] like the image; got shape "
+                             f"{tuple(np.shape(weight_map))}.")
+        if not motion_states:
+            raise ValueError("a weight_map resamples the image once per motion state: pass "
+                             "motion_states=K (e.g. 16).")
+        values = _values(weight_map)
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ValueError("weight_map must be finite.")
+    rotation = _values(getattr(p_in, "rotation_deg", 0.0))
+    if not motion_states and rotation is not None and np.any(rotation != 0):
+        raise ValueError(f"CorruptionParams.rotation_deg = {rotation!r} needs motion_states=K "
+                         "(the image is resampled once per motion state, e.g. 16).")
 
 
 def check_cycle_budget(
