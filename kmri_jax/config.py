@@ -47,6 +47,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.corruption.distribution = "grid"  # "fresh": seed grid values, or "uniform" ranges.
     c.corruption.method = "breathmetrics"  # Breathing trace: "breathmetrics" or "sinusoidal".
     c.corruption.center_fraction = 0.08
+    # Acquisition timing and 2-D motion (docs/realism.md); the defaults are the seed's.
+    c.corruption.ordering = "sequential"  # Phase-encode order: "sequential", "segmented", "centric".
+    c.corruption.echo_train_length = 1  # Lines per TR (turbo factor); 1 = the seed.
+    c.corruption.echo_spacing = 0.0  # Seconds between the echoes of a train.
+    c.corruption.time_acquired_only = False  # True: skipped lines take no scan time.
+    c.corruption.amplitude_pe_px = (0.0,)  # Peak phase-encode displacement, px: grid values.
+    c.corruption.rotation_deg = (0.0,)  # Peak in-plane rotation, degrees: grid values.
+    c.corruption.motion_states = 0  # Image resamplings per slice (rotation, weight map); 0 = none.
+    c.corruption.weight_map = ""  # "" (uniform displacement) or "distance" (decays away).
+    c.corruption.weight_reference = 0.5  # Reference level, fraction of the axis.
+    c.corruption.weight_axis = 1  # 0: rows (phase encode), 1: columns (readout).
+    c.corruption.weight_decay_mm = 50.0  # Decay length, mm.
+    c.corruption.weight_spacing_mm = 1.0  # Pixel size along weight_axis, mm.
+    c.corruption.weight_full_side = "both"  # "both", "lower" or "higher": side kept at 1.
 
     c.model = ml_collections.ConfigDict()
     # kspace_unet (the seed's: k-space in and out), image_unet (zero-filled image in, corrected

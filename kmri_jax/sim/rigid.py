@@ -20,6 +20,7 @@ output pixel ``p`` is ``weight_map[p] * (dy, dx)``, i.e. ``moved(p) = rotated(p 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -98,8 +99,21 @@ def apply_rigid_motion(
     if not resample:
         kspace = apply_motion(image_to_kspace(image), dx)
         return kspace if dy is None else apply_phase_encode_motion(kspace, dy)
+    if int(motion_states) != motion_states or not 1 <= motion_states <= ny:
+        raise ValueError(f"motion_states must be an int in 1..{ny} (the number of lines); "
+                         f"got {motion_states!r}.")
+    angle = None if angle_deg is None else jnp.asarray(angle_deg, rdtype)
+    w = None if weight_map is None else jnp.asarray(weight_map, rdtype)
+    return _resampled_motion(image, dx, dy, angle, w, motion_states=int(motion_states))
 
-    k = int(motion_states)
+
+@functools.partial(jax.jit, static_argnames=("motion_states",))
+def _resampled_motion(image, dx, dy, angle_deg, weight_map, *, motion_states):
+    """:func:`apply_rigid_motion` with rotation and/or a weight map, on checked inputs
+    (compiled once per shape and state count; inlined under an outer jit)."""
+    ny, nx = image.shape
+    rdtype = dx.dtype
+    k = motion_states
     angle = jnp.zeros(ny, rdtype) if angle_deg is None else jnp.asarray(angle_deg, rdtype)
     edge_px = 0.5 * math.hypot(ny, nx)  # rotation in pixels at the image's corners
     if weight_map is None:
@@ -114,7 +128,7 @@ def apply_rigid_motion(
 
     coeffs = warp.spline_coefficients(image)
     rows, cols = warp.pixel_grid(ny, nx, rdtype)
-    w = None if weight_map is None else jnp.asarray(weight_map, rdtype)
+    w = weight_map
 
     def warp_state(angle_s, dy_s, dx_s):
         r, c = rows, cols

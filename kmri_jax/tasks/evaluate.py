@@ -48,6 +48,7 @@ from kmri_jax.tasks import figures, model_io, report
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.tasks.report import METHOD_COLUMNS, METRICS, PARAMS
 from kmri_jax.train import evaluation, sharding
+from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.step import compiled_baseline, compiled_eval
 
@@ -111,12 +112,14 @@ def _open_store(model: model_io.LoadedModel, store: str | os.PathLike[str] | Non
     return opened
 
 
-def _combinations(spec: str) -> list[int]:
+def _combinations(spec: str, corruption: Corruption) -> list[int]:
     try:
-        return sim.parse_combinations(spec)
+        return corruption.parse_combinations(spec)
     except ValueError:
-        raise TaskError(f"--combinations {spec!r}: use 'all' (81), 'orthogonal' (the balanced "
-                        "9) or comma-separated grid indices in 0..80") from None
+        total = corruption.num_combinations()
+        raise TaskError(f"--combinations {spec!r}: use 'all' ({total}), 'orthogonal' (the "
+                        f"balanced 9) or comma-separated grid indices in 0..{total - 1}"
+                        ) from None
 
 
 # -- running the compiled steps ----------------------------------------------------------------
@@ -180,16 +183,16 @@ def _severity_panels(store, state, predict, baseline_step, split_rows: np.ndarra
 
 # -- tables ------------------------------------------------------------------------------------
 
-def _per_sample_table(store: kdata.SliceStore, raw: Mapping[str, np.ndarray]
-                      ) -> dict[str, np.ndarray]:
-    """The evaluation's per-sample results as the report's table (see :mod:`report`)."""
-    grid = sim.grid_table()
+def _per_sample_table(store: kdata.SliceStore, raw: Mapping[str, np.ndarray],
+                      grid: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The evaluation's per-sample results as the report's table (see :mod:`report`);
+    ``grid``: the run's grid table (``Corruption.grid_table()``)."""
     combos = raw["combination"].astype(np.int64)
     vol = raw["volume"].astype(np.int64)
     subjects = np.asarray([store.volumes[v]["subject"] for v in vol], dtype=object)
     table = {"subject": subjects, "volume": vol, "slice": raw["slice"].astype(np.int64),
              "combination": combos}
-    table.update({p: grid[p][combos].astype(np.float64) for p in PARAMS})
+    table.update({p: grid[p][combos].astype(np.float64) for p in grid})
     if "loss" in raw:
         table["loss"] = raw["loss"].astype(np.float64)
     for method, prefix in METHOD_COLUMNS.items():
@@ -203,7 +206,8 @@ def _per_sample_table(store: kdata.SliceStore, raw: Mapping[str, np.ndarray]
 def _sample_columns(table: Mapping[str, np.ndarray]) -> list[str]:
     """Identity, loss, the metrics of the input, the network, the oracle, the estimate, then
     the displacement errors."""
-    cols = list(IDENTITY_COLUMNS) + (["loss"] if "loss" in table else [])
+    cols = [*IDENTITY_COLUMNS, *(p for p in report.MOTION_PARAMS if p in table)]
+    cols += ["loss"] if "loss" in table else []
     prefixes = ("input", "output", "oracle", "estimate", "motion")
     cols += [f"{p}_{m}" for p in prefixes for m in METRICS if f"{p}_{m}" in table]
     return cols + [f"{p}_disp_rmse" for p in prefixes if f"{p}_disp_rmse" in table]
@@ -250,10 +254,11 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
         raise TaskError(f"--output {os.fspath(output)!r} exists and is not a folder")
     if split not in SPLITS:
         raise TaskError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
-    combos = _combinations(combinations)
     chosen = _methods(methods)
     model = model_io.load_model(checkpoint, step=step)
     config = model.config
+    corruption = Corruption.from_config(config)
+    combos = _combinations(combinations, corruption)
     source = _open_store(model, store, data_root, output, splits)
     split_rows = source.indices(split)
     if len(split_rows) == 0:
@@ -282,7 +287,7 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
     parts = [evaluation.run_eval(_with_identity(baseline_step), None, batches(), mesh)]
     if "model" in chosen:
         parts.append(evaluation.run_eval(eval_step, state, batches(), mesh))
-    table = _per_sample_table(source, evaluation.merge(*parts))
+    table = _per_sample_table(source, evaluation.merge(*parts), corruption.grid_table())
     panels, shown = _severity_panels(source, state, predict, baseline_step, split_rows, chosen,
                                      host_batch, mesh)
 

@@ -34,6 +34,12 @@ __all__ = ["METHOD_COLUMNS", "METHOD_NAMES", "METRICS", "PARAMS", "groups", "met
 
 METRICS = ("ssim", "psnr", "nrmse")
 PARAMS = ("A", "f", "R", "SNR")
+MOTION_PARAMS = ("A_pe", "rot")  # in a table only when the run's grid varies them
+
+
+def params_in(t: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+    """The grid parameters of a table: A, f, R, SNR, and A_pe / rot when present."""
+    return (*PARAMS, *(p for p in MOTION_PARAMS if p in t))
 METHOD_COLUMNS = {"input": "input", "oracle": "oracle", "estimate": "estimate",
                   "motion": "motion", "model": "output"}
 """Method name -> the prefix of its columns."""
@@ -88,10 +94,11 @@ def metric_stats(t: Mapping[str, np.ndarray], sel: np.ndarray) -> dict[str, dict
 
 
 def groups(t: Mapping[str, np.ndarray]) -> list[tuple[str, str, np.ndarray]]:
-    """(parameter, value, selection): overall first, then each value of A, f, R, SNR."""
+    """(parameter, value, selection): overall first, then each value of A, f, R, SNR (A_pe,
+    rot)."""
     n = len(t["combination"])
     found = [("all", "", np.ones(n, bool))]
-    for p in PARAMS:
+    for p in params_in(t):
         for v in np.unique(t[p]):
             found.append((p, f"{v:g}", t[p] == v))
     return found
@@ -112,7 +119,7 @@ def summary_csv(t: Mapping[str, np.ndarray]) -> str:
 
 
 def per_subject_csv(t: Mapping[str, np.ndarray]) -> str:
-    keys = list(zip(t["subject"], *(t[p] for p in PARAMS)))
+    keys = list(zip(t["subject"], *(t[p] for p in params_in(t))))
     order: dict[tuple, list[int]] = {}
     for i, k in enumerate(keys):
         order.setdefault(k, []).append(i)
@@ -122,7 +129,7 @@ def per_subject_csv(t: Mapping[str, np.ndarray]) -> str:
     for k in sorted(order, key=lambda k: (str(k[0]), *k[1:])):
         idx = np.asarray(order[k])
         rows.append((*k, len(idx), *(float(np.mean(t[c][idx])) for c in value_cols)))
-    return table_csv(("subject", *PARAMS, "n", *value_cols), rows)
+    return table_csv(("subject", *params_in(t), "n", *value_cols), rows)
 
 
 def _pm(mean: float, sd: float, digits: int) -> str:
@@ -165,7 +172,7 @@ def summary_md(t: Mapping[str, np.ndarray], *, header: Sequence[str]) -> str:
     if "loss" in t:
         lines += ["", f"Network loss: {_pm(*_stats(t['loss']), 5)}."]
     focus = "output" if "output" in prefixes else prefixes[-1]
-    for param in PARAMS:
+    for param in params_in(t):
         lines += ["", f"## By {param} (SSIM)", "",
                   f"| {param} | n | " + " | ".join(names[p] for p in prefixes)
                   + f" | oracle share ({names[focus]}) | displacement error ({names[focus]}) |",

@@ -47,9 +47,11 @@ def run_eval(
 _METRICS = {"ssim": "SSIM", "psnr": "PSNR", "nrmse": "NRMSE"}
 
 
-def summarize(per_sample: Mapping[str, np.ndarray]) -> dict[str, float]:
+def summarize(per_sample: Mapping[str, np.ndarray],
+              grid_table: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
     """Means over samples for every method present, the gain over the input, and means per A,
-    f, R, SNR value.
+    f, R, SNR value (and per A_pe, rot value when ``grid_table``, the run's
+    ``Corruption.grid_table()``, varies them; default: the seed's grid).
 
     The network's keys keep the seed's names (``val_loss``, ``val_SSIM``, ``val_PSNR``,
     ``val_NRMSE``); each other method ``m`` of ``input``, ``oracle``, ``estimate`` gives
@@ -78,7 +80,7 @@ def summarize(per_sample: Mapping[str, np.ndarray]) -> dict[str, float]:
             out[f"gain_{metric}"] = out[f"val_{metric}"] - out[f"input_{metric}"]
     combos = per_sample["combination"]
     if np.all(combos >= 0):
-        table = sim.grid_table()
+        table = sim.grid_table() if grid_table is None else grid_table
         for short, values in table.items():
             per_value = values[combos]
             for value in np.unique(per_value):

@@ -61,10 +61,11 @@ def eval_baselines(spec: str) -> list[str]:
     return names
 
 
-def eval_combinations(spec: str) -> list[int]:
-    """``config.eval.combinations`` as grid indices (:func:`kmri_jax.sim.parse_combinations`)."""
+def eval_combinations(spec: str, corruption: Corruption | None = None) -> list[int]:
+    """``config.eval.combinations`` as grid indices (:func:`kmri_jax.sim.parse_combinations`)
+    of the corruption's grid (the seed's 81 by default)."""
     try:
-        return sim.parse_combinations(spec)
+        return (corruption or Corruption()).parse_combinations(spec)
     except ValueError as e:
         raise ConfigValueError(f"eval.combinations={e}") from None
 
@@ -132,7 +133,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
     corruption = Corruption.from_config(config)  # Config errors before any work.
     network = Network.from_config(config)
     loss_fn = loss_from_config(tc)
-    eval_combos = eval_combinations(ec.combinations)
+    eval_combos = eval_combinations(ec.combinations, corruption)
     baselines = eval_baselines(ec.baselines)
 
     # -- data -------------------------------------------------------------------------------
@@ -207,6 +208,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
            eval_batches, mesh, on_step) -> dict[str, float]:
     """The training loop proper: steps, logging, evaluation, checkpoints, stopping."""
     tc, ec = config.train, config.eval
+    grid_table = Corruption.from_config(config).grid_table()  # the evaluation's breakdown
     monitor = monitoring.Monitor(workdir, purge_step=start_step or None)
     history = monitoring.History(workdir)
     progress = monitoring.Progress(total_steps=total_steps, batch_size=tc.batch_size, every=tc.log_every_steps)
@@ -261,7 +263,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
                     baseline_rows = evaluation.run_eval(baseline_step, None, eval_batches(), mesh)
                 per_sample = evaluation.merge(
                     baseline_rows, evaluation.run_eval(eval_step, state, eval_batches(), mesh))
-                summary = evaluation.summarize(per_sample)
+                summary = evaluation.summarize(per_sample, grid_table)
                 watch.check_summary(step, summary)
                 train_loss = float(loss_sum) / max(loss_count, 1)
                 monitor.scalars(summary, step, prefix="val/")

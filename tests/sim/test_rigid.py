@@ -153,6 +153,7 @@ def test_gradients_match_finite_differences_float64():
                                        motion_states=ny)
             return jnp.sum(jnp.abs(k - target) ** 2) / k.size
 
+        loss = jax.jit(loss)
         h = 1e-6
         for weight_map in (None, w):
             grads = jax.grad(loss, argnums=(0, 1, 2))(x, dy0, a0, weight_map)
