@@ -53,6 +53,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", help="glob for volumes under a folder --input (default: BIDS "
                    "sub-*/anat/sub-*_T2w.nii*, else every .nii/.nii.gz)")
     p.add_argument("--verbose", "-v", action="store_true", help="log each file written")
+    r = p.add_argument_group("acquisition and motion realism (docs/realism.md; defaults: the "
+                             "seed's model)")
+    r.add_argument("--ordering", default="sequential",
+                   choices=("sequential", "segmented", "centric"),
+                   help="phase-encode order of the lines in the echo trains")
+    r.add_argument("--etl", type=int, default=1, metavar="N",
+                   help="echo train length: lines per TR (turbo factor; default 1)")
+    r.add_argument("--echo-spacing", type=float, default=0.0, metavar="S",
+                   help="seconds between the echoes of a train (default 0)")
+    r.add_argument("--time-acquired-only", action="store_true",
+                   help="skipped lines take no scan time (the seed times every line)")
+    r.add_argument("--amplitude-pe", type=float, default=0.0, metavar="PX",
+                   help="peak breathing displacement along the phase-encode axis (default 0)")
+    r.add_argument("--rotation", type=float, default=0.0, metavar="DEG",
+                   help="peak in-plane rotation in degrees (needs --motion-states)")
+    r.add_argument("--motion-states", type=int, default=0, metavar="K",
+                   help="image resamplings per slice for --rotation and --weight-reference "
+                   "(e.g. 16; default 0: translations only, exact)")
+    r.add_argument("--weight-reference", type=float, metavar="FRACTION",
+                   help="distance-weighted displacement: 1 at this level (fraction of the "
+                   "--weight-axis), decaying away from it (needs --motion-states)")
+    r.add_argument("--weight-axis", type=int, default=1, choices=(0, 1),
+                   help="0: rows (phase encode), 1: columns (readout; default)")
+    r.add_argument("--weight-decay-mm", type=float, default=50.0, metavar="MM",
+                   help="decay length of the weight map in mm (default 50)")
+    r.add_argument("--weight-spacing-mm", type=float, default=1.0, metavar="MM",
+                   help="pixel size along --weight-axis in mm (default 1)")
     return p
 
 
@@ -65,13 +92,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         use_compilation_cache()
 
-        params = simulate.SimParams(args.amplitude, args.rate, args.acceleration, args.snr)
+        from kmri_jax import sim
+        from kmri_jax.train.corruption import WeightMap
+
+        params = simulate.SimParams(args.amplitude, args.rate, args.acceleration, args.snr,
+                                    args.amplitude_pe, args.rotation)
+        acquisition = sim.CorruptOptions(
+            ordering=args.ordering, echo_train_length=args.etl, echo_spacing=args.echo_spacing,
+            time_acquired_only=args.time_acquired_only, motion_states=args.motion_states)
+        weight_map = None if args.weight_reference is None else WeightMap(
+            reference=args.weight_reference, axis=args.weight_axis,
+            decay_mm=args.weight_decay_mm, spacing_mm=args.weight_spacing_mm)
         done = simulate.simulate(
             args.input, args.output, params=params, grid=args.grid, method=args.method,
             tr=args.tr, te=args.te, seed=args.seed, axis=args.axis, batch_size=args.batch_size,
             center_fraction=args.center_fraction, save_kspace_files=args.save_kspace,
             save_trace=args.save_trace, preview=args.preview, output_dtype=args.dtype,
-            pattern=args.pattern)
+            pattern=args.pattern, acquisition=acquisition, weight_map=weight_map)
         print(f"{PROG}: wrote {len(done)} corrupted volume(s)"
               + (f" under {args.output}" if len(done) > 1 else f": {done[0].output}"))
 

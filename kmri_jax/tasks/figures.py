@@ -56,21 +56,35 @@ def simulation_preview(path: str | os.PathLike[str], slices: np.ndarray, corrupt
     """
     i = slices.shape[0] // 2 if slice_index is None else slice_index
     ny = slices.shape[1]
-    t = np.arange(ny) * tr + te
+    times = getattr(corrupted, "times", None)
+    t = np.arange(ny) * tr + te if times is None else np.asarray(times[i])
     mask = np.asarray(corrupted.mask[i], bool)
     disp = np.asarray(corrupted.displacement[i])
+    order = np.argsort(t, kind="stable")
     fig = plt.figure(figsize=(12, 7))
     grid = fig.add_gridspec(2, 3, height_ratios=(1, 1.6), hspace=0.4)
-    ax = fig.add_subplot(grid[0, :])
-    ax.plot(t, disp, color="0.6", lw=0.8, label="displacement at each line")
+    ax = fig.add_subplot(grid[0, :2])
+    ax.plot(t[order], disp[order], color="0.6", lw=0.8, label="readout displacement")
     ax.scatter(t[mask], disp[mask], s=8, color="tab:red", label=f"acquired ({mask.sum()}/{ny})",
                zorder=3)
     ax.scatter(t[~mask], disp[~mask], s=5, color="0.75", label="skipped", zorder=2)
-    ax.set_xlabel("line acquisition time t = ky*TR + TE (s)")
-    ax.set_ylabel("displacement (px)")
-    ax.legend(loc="upper right", fontsize=8)
+    extra = []
+    for name, label, unit in (("displacement_pe", "phase-encode displacement", "px"),
+                              ("rotation_deg", "rotation", "deg")):
+        values = getattr(corrupted, name, None)
+        if values is not None and np.any(np.asarray(values[i]) != 0):
+            ax.plot(t[order], np.asarray(values[i])[order], lw=0.8, label=f"{label} ({unit})")
+            extra.append(label)
+    ax.set_xlabel("line acquisition time (s)")
+    ax.set_ylabel("displacement (px)" + (" / rotation (deg)" if "rotation" in extra else ""))
+    ax.legend(loc="upper right", fontsize=7)
     ax.set_title(f"breathing trace: A={params.amplitude_px:g} px, f={params.rate_bpm:g}/min, "
                  f"R={params.acceleration:g}, SNR={params.snr_db:g} dB, TR={tr:g} s", fontsize=9)
+    ax = fig.add_subplot(grid[0, 2])  # the ordering: when each phase-encode line was acquired
+    ax.scatter(t[mask], np.flatnonzero(mask), s=6, color="tab:red")
+    ax.set_xlabel("acquisition time (s)")
+    ax.set_ylabel("phase-encode line ky")
+    ax.set_title("phase-encode ordering (acquired lines)", fontsize=9)
     clean = slices[i]
     bad = np.asarray(sim.magnitude_image(corrupted.kspace[i]))
     vmax = float(clean.max()) or 1.0

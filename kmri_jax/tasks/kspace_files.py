@@ -32,8 +32,9 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
     """Write one ``.npz`` (atomically): the k-space and everything needed to undo or reuse it.
 
     Keys: ``kspace`` (corrupted) and ``clean`` ``[n, ny, nx] complex64``; ``mask [n, ny] bool``
-    (acquired lines); ``trace``, ``displacement [n, ny] float32`` and ``line_times [ny]``
-    (seconds); ``slice_index [n] int32``; ``axis``; ``volume_shape [3]``; ``affine [4, 4]``;
+    (acquired lines); ``trace``, ``displacement``, ``displacement_pe`` (px), ``rotation_deg``
+    and ``times`` (seconds) ``[n, ny] float32``; ``line_times [ny]`` (the first slice's
+    times: every slice's unless lines were timed over the acquired ones only); ``slice_index [n] int32``; ``axis``; ``volume_shape [3]``; ``affine [4, 4]``;
     ``nifti_header`` (the input's raw header bytes, uint8); scalars ``amplitude_px``,
     ``rate_bpm``, ``acceleration``, ``snr_db``, ``tr``, ``te``, ``seed``, ``volume_index``,
     ``combination`` (-1 outside grid mode) and the string ``method``.
@@ -45,7 +46,10 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
         "mask": corrupted.mask.astype(bool),
         "trace": corrupted.trace.astype(np.float32),
         "displacement": corrupted.displacement.astype(np.float32),
-        "line_times": (np.arange(ny) * tr + te).astype(np.float32),
+        "line_times": _times(corrupted, tr, te)[0],
+        "times": _times(corrupted, tr, te),
+        "displacement_pe": _or_zeros(corrupted.displacement_pe, corrupted.displacement),
+        "rotation_deg": _or_zeros(corrupted.rotation_deg, corrupted.displacement),
         "slice_index": np.asarray(slice_indices, np.int32),
         "axis": np.int32(axis),
         "volume_shape": np.asarray(image.shape[:3], np.int64),
@@ -98,17 +102,36 @@ def image_from_kspace_file(data: dict[str, np.ndarray]) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.zeros(shape, np.float32), np.asarray(data["affine"]), header)
 
 
+def _times(corrupted: sim.Corrupted, tr: float, te: float) -> np.ndarray:
+    """``[n, ny]`` float32 line times (the seed's ``ky*TR + TE`` for results without them)."""
+    n, ny = corrupted.mask.shape
+    if corrupted.times is None:
+        return np.broadcast_to(np.arange(ny) * tr + te, (n, ny)).astype(np.float32)
+    return np.asarray(corrupted.times, np.float32)
+
+
+def _or_zeros(values, like) -> np.ndarray:
+    return np.zeros_like(np.asarray(like, np.float32)) if values is None else np.asarray(
+        values, np.float32)
+
+
 def save_trace_csv(path: str | os.PathLike[str], corrupted: sim.Corrupted,
                    slice_indices: np.ndarray, tr: float, te: float) -> Path:
-    """CSV, one row per (slice, line): slice, line, time_s, trace, displacement_px, acquired."""
+    """CSV, one row per (slice, line): slice, line, time_s, trace, displacement_px, acquired,
+    displacement_pe_px, rotation_deg."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["slice", "line", "time_s", "trace", "displacement_px", "acquired"])
+    w.writerow(["slice", "line", "time_s", "trace", "displacement_px", "acquired",
+                "displacement_pe_px", "rotation_deg"])
     ny = corrupted.trace.shape[1]
+    times = _times(corrupted, tr, te)
+    pe = _or_zeros(corrupted.displacement_pe, corrupted.displacement)
+    rot = _or_zeros(corrupted.rotation_deg, corrupted.displacement)
     for i, s in enumerate(slice_indices):
         for ky in range(ny):
-            w.writerow([int(s), ky, f"{ky * tr + te:.6g}", f"{corrupted.trace[i, ky]:.6g}",
-                        f"{corrupted.displacement[i, ky]:.6g}", int(corrupted.mask[i, ky])])
+            w.writerow([int(s), ky, f"{times[i, ky]:.6g}", f"{corrupted.trace[i, ky]:.6g}",
+                        f"{corrupted.displacement[i, ky]:.6g}", int(corrupted.mask[i, ky]),
+                        f"{pe[i, ky]:.6g}", f"{rot[i, ky]:.6g}"])
     with volumes.atomic_output(path) as tmp:
         tmp.write_text(buf.getvalue())
     return Path(path)

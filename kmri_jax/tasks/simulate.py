@@ -39,6 +39,7 @@ from kmri_jax.tasks import volumes
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.tasks.inputs import VolumeInput, check_timing, find_inputs
 from kmri_jax.tasks.kspace_files import save_kspace, save_trace_csv
+from kmri_jax.train.corruption import WeightMap
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ _RANGES = {
     "rate_bpm": (1.0, 60.0, "breaths/min"),
     "acceleration": (1.0, 32.0, ""),
     "snr_db": (-20.0, 100.0, "dB"),
+    "amplitude_pe_px": (-100.0, 100.0, "px"),
+    "rotation_deg": (-45.0, 45.0, "degrees"),
 }
 
 
@@ -64,17 +67,22 @@ class SimParams:
     rate_bpm: float = 15.0
     acceleration: float = 4.0
     snr_db: float = 20.0
+    amplitude_pe_px: float = 0.0
+    rotation_deg: float = 0.0
 
     @property
     def tag(self) -> str:
+        extra = (f"_Ape{self.amplitude_pe_px:g}" if self.amplitude_pe_px else "") + (
+            f"_rot{self.rotation_deg:g}" if self.rotation_deg else "")
         return (f"A{self.amplitude_px:g}_f{self.rate_bpm:g}_R{self.acceleration:g}"
-                f"_SNR{self.snr_db:g}")
+                f"_SNR{self.snr_db:g}{extra}")
 
 
 def check_params(p: SimParams) -> None:
     """Raise :class:`TaskError` naming the option for a value out of its accepted range."""
     flags = {"amplitude_px": "--amplitude", "rate_bpm": "--rate", "acceleration":
-             "--acceleration", "snr_db": "--snr"}
+             "--acceleration", "snr_db": "--snr", "amplitude_pe_px": "--amplitude-pe",
+             "rotation_deg": "--rotation"}
     for field, (low, high, unit) in _RANGES.items():
         value = getattr(p, field)
         if not (math.isfinite(value) and low <= value <= high):
@@ -89,10 +97,11 @@ def grid_tag(combination: int) -> str:
             f"_R{float(p.acceleration):g}_SNR{float(p.snr_db):g}")
 
 
-def grid_sim_params(combination: int) -> SimParams:
+def grid_sim_params(combination: int, like: SimParams = SimParams()) -> SimParams:
+    """The seed grid's (A, f, R, SNR) of ``combination``, with ``like``'s 2-D motion peaks."""
     p = sim.grid_params(np.int32(combination))
     return SimParams(float(p.amplitude_px), float(p.rate_bpm), float(p.acceleration),
-                     float(p.snr_db))
+                     float(p.snr_db), like.amplitude_pe_px, like.rotation_deg)
 
 
 # -- the device part -------------------------------------------------------------------------
@@ -102,13 +111,15 @@ def grid_sim_params(combination: int) -> SimParams:
 def _batched_corrupt(options: sim.CorruptOptions):
     """``jit(vmap(corrupt))`` with these options; compiled once per batch shape."""
     kwargs = options.kwargs()
-    return jax.jit(jax.vmap(lambda key, image, params: sim.corrupt(key, image, params, **kwargs)))
+    return jax.jit(jax.vmap(lambda key, image, params, weight: sim.corrupt(
+        key, image, params, weight, **kwargs), in_axes=(0, 0, 0, None)))
 
 
 def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr: float,
                    te: float, options: sim.CorruptOptions = sim.CorruptOptions(),
-                   batch_size: int = 16) -> sim.Corrupted:
-    """Corrupt ``images [n, ny, nx]`` float32 with one key each, in device batches.
+                   weight_map: WeightMap | None = None, batch_size: int = 16) -> sim.Corrupted:
+    """Corrupt ``images [n, ny, nx]`` float32 with one key each, in device batches
+    (``weight_map``: a distance-weighted displacement, built for the slice shape).
 
     Returns:
       :class:`kmri_jax.sim.Corrupted` of numpy arrays with a leading ``[n]`` axis.
@@ -118,22 +129,32 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
     n = images.shape[0]
     batch = max(1, min(int(batch_size), n))
     scalar = sim.CorruptionParams(params.amplitude_px, params.rate_bpm, params.acceleration,
-                                  params.snr_db, tr=tr, te=te)
+                                  params.snr_db, tr=tr, te=te,
+                                  amplitude_pe_px=params.amplitude_pe_px,
+                                  rotation_deg=params.rotation_deg)
+    weight = None if weight_map is None else weight_map.build(images.shape[1:])
     try:
         sim.check_image(images, batched=True)
         sim.check_params(scalar)
+        sim.validation.check_motion_options(images.shape, p_in=scalar,
+                                            motion_states=options.motion_states,
+                                            weight_map=weight)
         if options.method == "breathmetrics":
-            last_line = np.asarray([(images.shape[1] - 1) * tr + te])
+            last_line = np.asarray([sim.timing.scan_duration(
+                images.shape[1], tr=tr, te=te, echo_train_length=options.echo_train_length,
+                echo_spacing=options.echo_spacing)])
             sim.validation.check_cycle_budget(last_line, np.asarray([params.rate_bpm]),
                                               options.max_cycles)
     except ValueError as e:
         raise TaskError(f"cannot simulate these slices: {e}") from None
     fn = _batched_corrupt(options)
-    p = sim.CorruptionParams(*(jnp.full((batch,), v, jnp.float32) for v in scalar))
+    p = sim.CorruptionParams(**{
+        field: v if (field in ("amplitude_pe_px", "rotation_deg") and v == 0)  # static: seed path
+        else jnp.full((batch,), v, jnp.float32) for field, v in zip(scalar._fields, scalar)})
     parts = []
     for start in range(0, n, batch):
         idx = np.minimum(np.arange(start, start + batch), n - 1)
-        out = fn(keys[idx], jnp.asarray(images[idx]), p)
+        out = fn(keys[idx], jnp.asarray(images[idx]), p, weight)
         keep = min(batch, n - start)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[:keep], out))
     return sim.Corrupted(*(np.concatenate(leaves) for leaves in zip(*parts)))
@@ -178,7 +199,9 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
              tr: float | None = None, te: float | None = None, seed: int = 0, axis: int = 0,
              batch_size: int = 16, center_fraction: float = 0.08, save_kspace_files: bool = False,
              save_trace: bool = False, preview: str | os.PathLike[str] | None = None,
-             output_dtype: str = "input", pattern: str | None = None) -> list[SimulatedVolume]:
+             output_dtype: str = "input", pattern: str | None = None,
+             acquisition: sim.CorruptOptions | None = None,
+             weight_map: WeightMap | None = None) -> list[SimulatedVolume]:
     """Corrupt every input volume and write the results (see ``kmri-simulate --help``).
 
     Output naming: one input file and one parameter set: ``output`` is the ``.nii[.gz]`` file.
@@ -186,7 +209,9 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
     ``output/<its path relative to the input folder>``, with ``_c<NN>_A.._f.._R.._SNR..``
     appended to the name per grid combination. Companions sit next to each NIfTI:
     ``<name>_kspace.npz`` (``save_kspace_files``) and ``<name>_trace.csv`` (``save_trace``).
-    ``preview`` (PNG) shows the first volume's first job.
+    ``preview`` (PNG) shows the first volume's first job. ``acquisition``: the simulator's
+    timing and motion-state options (its ``method``/``center_fraction`` are replaced by the
+    arguments of those names); ``weight_map``: a distance-weighted displacement.
 
     Everything is checked (parameters, timing, every volume readable and 3-D) before the first
     file is written; each file is written atomically.
@@ -202,7 +227,13 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
     if tr is not None or te is not None:
         check_timing(DEFAULT_TR_S if tr is None else tr, 0.0 if te is None else te)
     inputs = find_inputs(input_path, tr=tr, te=te, pattern=pattern)
-    options = sim.CorruptOptions(method=method, center_fraction=center_fraction)
+    options = dataclasses.replace(acquisition or sim.CorruptOptions(), method=method,
+                                  center_fraction=center_fraction)
+    try:
+        sim.timing.check_echo_train(options.ordering, options.echo_train_length,
+                                    options.echo_spacing)
+    except ValueError as e:
+        raise TaskError(f"--{e.args[0].replace('_', '-')}") from None
     output = Path(output)
     combos = list(range(sim.num_combinations())) if grid else None
     if len(inputs) == 1 and combos is None and not volumes.nifti_suffix(output):
@@ -222,23 +253,37 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
             raise TaskError(f"{v.path}: slice plane {slices.shape[1:]} along axis {axis} is too "
                             "small to simulate; check --axis")
         if method == "breathmetrics":
-            last = (slices.shape[1] - 1) * v.tr + v.te
+            last = sim.timing.scan_duration(slices.shape[1], tr=v.tr, te=v.te,
+                                            echo_train_length=options.echo_train_length,
+                                            echo_spacing=options.echo_spacing)
             rates = np.asarray([18.0 if grid else params.rate_bpm])
             try:
                 sim.validation.check_cycle_budget(np.asarray([last]), rates, options.max_cycles)
             except ValueError as e:
                 raise TaskError(f"{v.path}: {e} (lower TR or the rate)") from None
+        try:
+            scalar = sim.CorruptionParams(1.0, 15.0, 1.0, 20.0,
+                                          rotation_deg=params.rotation_deg)
+            sim.validation.check_motion_options(
+                slices.shape, p_in=scalar, motion_states=options.motion_states,
+                weight_map=None if weight_map is None else weight_map.build(slices.shape[1:]))
+        except ValueError as e:
+            raise TaskError(f"{v.path}: {e.args[0].replace('motion_states=K', '--motion-states K')}"
+                            ) from None
         loaded[v.index] = (slices, image)
 
     results = []
     shown = False
     for v, c, out_path in _outputs(inputs, output, combos):
         slices, image = loaded[v.index]
-        p = params if c < 0 else grid_sim_params(c)
+        p = params if c < 0 else grid_sim_params(c, params)
         idx = np.arange(slices.shape[0])
         keys = sim.sample_keys(jax.random.key(seed), v.index, idx, None if c < 0 else c)
-        corrupted = corrupt_slices(keys, slices, p, tr=v.tr, te=v.te, options=options,
-                                   batch_size=batch_size)
+        try:
+            corrupted = corrupt_slices(keys, slices, p, tr=v.tr, te=v.te, options=options,
+                                       weight_map=weight_map, batch_size=batch_size)
+        except TaskError as e:
+            raise TaskError(f"{v.path}: {e}") from None
         corrupted_volume = volumes.from_slices(np.asarray(sim.magnitude_image(corrupted.kspace)),
                                                axis)
         volumes.write_volume_like(out_path, corrupted_volume, image, dtype=output_dtype)

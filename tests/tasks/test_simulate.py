@@ -127,3 +127,34 @@ def test_second_run_compiles_nothing_new(tmp_path, volume_file):
     assert entries[0] and entries[1] == entries[0]
     np.testing.assert_array_equal(nib.load(tmp_path / "b.nii.gz").get_fdata(),
                                   nib.load(tmp_path / "a.nii.gz").get_fdata())
+
+
+def test_realism_flags_reach_the_simulator(tmp_path, volume_file, capsys):
+    out = tmp_path / "out" / "tse.nii.gz"
+    flags = ["--ordering", "segmented", "--etl", 4, "--echo-spacing", 0.01,
+             "--time-acquired-only", "--amplitude-pe", 2, "--rotation", 3,
+             "--motion-states", 4, "--weight-reference", 0.3, "--weight-decay-mm", 20]
+    rc, cap = _run(["--input", volume_file, "--output", out, "-A", 6, "-f", 14, "-R", 3,
+                    "--snr", 22, "--seed", 7, "--save-kspace", "--save-trace",
+                    "--preview", tmp_path / "out" / "p.png", *flags], capsys)
+    assert rc == 0, cap.err
+    z = np.load(tmp_path / "out" / "tse_kspace.npz")
+    sidecar = json.loads(volume_file.with_name("sub-01_T2w.json").read_text())
+    params = sim.CorruptionParams(6.0, 14.0, 3.0, 22.0, tr=sidecar["RepetitionTime"],
+                                  te=sidecar["EchoTime"], amplitude_pe_px=2.0, rotation_deg=3.0)
+    slices = nib.load(volume_file).get_fdata(dtype=np.float32)
+    w = sim.breathing_weight_map(slices.shape[1:], reference_px=0.3 * (slices.shape[2] - 1),
+                                 decay_mm=20.0)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(7), 0), 2)
+    ref = sim.corrupt(key, slices[2], params, w, ordering="segmented", echo_train_length=4,
+                      echo_spacing=0.01, time_acquired_only=True, motion_states=4)
+    np.testing.assert_allclose(z["kspace"][2], np.asarray(ref.kspace), rtol=1e-4,
+                               atol=1e-4 * np.abs(ref.clean).max())
+    np.testing.assert_allclose(z["times"][2], np.asarray(ref.times), atol=1e-5)
+    np.testing.assert_allclose(z["rotation_deg"][2], np.asarray(ref.rotation_deg), atol=1e-5)
+    rows = (tmp_path / "out" / "tse_trace.csv").read_text().splitlines()
+    assert rows[0].endswith("displacement_pe_px,rotation_deg")
+    # without motion states a rotation is one clear error and nothing is written
+    bad = tmp_path / "bad" / "x.nii.gz"
+    rc, cap = _run(["--input", volume_file, "--output", bad, "--rotation", 3], capsys)
+    assert rc == 1 and "--motion-states" in cap.err and not bad.parent.exists()
