@@ -75,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.base_channels = 32
     c.model.residual = True  # Predict a correction added to the input (False: the seed).
     c.model.compute_dtype = "float32"  # "bfloat16": mixed precision, float32 parameters.
+    c.model.remat = False  # Recompute U-Net block activations in the backward pass (memory).
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32  # Global: split over all devices and hosts.

@@ -38,24 +38,33 @@ from kmri_jax.correct import joint as _joint
 from kmri_jax.correct import units as _units
 
 
-def undo_motion(kspace: jax.Array, displacement: jax.Array) -> jax.Array:
+def undo_motion(kspace: jax.Array, displacement: jax.Array,
+                displacement_pe: jax.Array | None = None) -> jax.Array:
     """Exact inverse of :func:`kmri_jax.sim.apply_motion`: multiply by the conjugate ramp.
 
-    ``K[ky, kx] = K_m[ky, kx] * exp(+2 pi i d[ky] u[kx])``, ``u = fftshift(fftfreq(nx))``.
+    ``K[ky, kx] = K_m[ky, kx] * exp(+2 pi i d[ky] u[kx])``, ``u = fftshift(fftfreq(nx))``;
+    with ``displacement_pe`` also the phase-encode translation of
+    :func:`kmri_jax.sim.apply_rigid_motion`, ``* exp(+2 pi i dy[ky] v[ky])``.
 
     Args:
       kspace: ``[..., ny, nx] complex64`` centred k-space (complex128 stays complex128).
       displacement: ``[..., ny]`` px per line (broadcast against ``kspace``).
+      displacement_pe: optional ``[..., ny]`` phase-encode (row) displacement, px.
 
     Returns:
       ``[..., ny, nx]`` k-space of the precision of ``kspace``.
     """
     displacement = jnp.asarray(displacement)
-    return sim.apply_motion(kspace, -displacement)
+    undone = sim.apply_motion(kspace, -displacement)
+    if displacement_pe is None:
+        return undone
+    return sim.rigid.apply_phase_encode_motion(undone, -jnp.asarray(displacement_pe))
 
 
 def oracle(corrupted: sim.Corrupted) -> jax.Array:
-    """The true motion undone: ``undo_motion(corrupted.kspace, corrupted.displacement)``.
+    """The true motion undone: ``undo_motion(corrupted.kspace, corrupted.displacement,
+    corrupted.displacement_pe)`` (both translations exactly; a rotation or a weight map of
+    :func:`kmri_jax.sim.apply_rigid_motion` is not undone: no per-line operation can).
 
     Args:
       corrupted: a :class:`kmri_jax.sim.Corrupted` (``kspace [..., ny, nx]``,
@@ -64,7 +73,7 @@ def oracle(corrupted: sim.Corrupted) -> jax.Array:
     Returns:
       ``[..., ny, nx] complex64`` zero-filled k-space with the true motion removed.
     """
-    return undo_motion(corrupted.kspace, corrupted.displacement)
+    return undo_motion(corrupted.kspace, corrupted.displacement, corrupted.displacement_pe)
 
 
 def default_n_focus(ny: int) -> int:

@@ -20,14 +20,15 @@ __all__ = ["MotionCorrector", "MotionNet", "UNet", "build", "count_params"]
 
 def build(model_config: Any, *, rngs: nnx.Rngs) -> nnx.Module:
     """The network ``model_config`` describes (``kind``, ``base_channels``, ``residual``,
-    ``compute_dtype``, ``motion_channels``, ``motion_depth``)."""
+    ``compute_dtype``, ``remat``, ``motion_channels``, ``motion_depth``)."""
     dtype = jnp.dtype(model_config.compute_dtype)
     kind = model_config.get("kind", "kspace_unet")
     if kind in ("kspace_unet", "image_unet"):
         return UNet(rngs=rngs, base_channels=model_config.base_channels, dtype=dtype,
-                    residual=model_config.residual)
+                    residual=model_config.residual, remat=model_config.get("remat", False))
     if kind == "motion_unet":
         return MotionCorrector(rngs=rngs, base_channels=model_config.base_channels,
                                motion_channels=model_config.motion_channels,
-                               motion_depth=model_config.motion_depth, dtype=dtype)
+                               motion_depth=model_config.motion_depth, dtype=dtype,
+                               remat=model_config.get("remat", False))
     raise ValueError(f"model.kind must be kspace_unet, image_unet or motion_unet, got {kind!r}")

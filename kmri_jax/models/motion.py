@@ -66,7 +66,9 @@ class MotionCorrector(nnx.Module):
     """A motion network and an image network, trained together (``model.kind='motion_unet'``)."""
 
     def __init__(self, *, rngs: nnx.Rngs, base_channels: int = 32, motion_channels: int = 16,
-                 motion_depth: int = 4, dtype: DTypeLike = jnp.float32) -> None:
+                 motion_depth: int = 4, dtype: DTypeLike = jnp.float32,
+                 remat: bool = False) -> None:
         self.motion = MotionNet(rngs=rngs, channels=motion_channels, depth=motion_depth,
                                 dtype=dtype)
-        self.image = UNet(rngs=rngs, base_channels=base_channels, dtype=dtype, residual=True)
+        self.image = UNet(rngs=rngs, base_channels=base_channels, dtype=dtype, residual=True,
+                          remat=remat)

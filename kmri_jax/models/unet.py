@@ -164,6 +164,9 @@ class UNet(nnx.Module):
       residual: predict a correction added to the input, ``x + UNet(x)`` (needs
         ``in_channels == out_channels``); the output convolution's kernel starts at zero, so
         the untrained network returns its input unchanged. False: the seed's plain U-Net.
+      remat: rematerialise each ConvBlock (``nnx.remat``): its activations are recomputed in
+        the backward pass instead of kept, trading FLOPs for memory. Same function, same
+        parameters, same gradients.
     """
 
     def __init__(
@@ -177,6 +180,7 @@ class UNet(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         resample: Resample = "einsum",
         residual: bool = False,
+        remat: bool = False,
     ) -> None:
         if resample not in ("einsum", "lax"):
             raise ValueError(f"UNet: resample must be 'einsum' or 'lax', got {resample!r}")
@@ -199,6 +203,7 @@ class UNet(nnx.Module):
         if residual:  # Start as the identity: the output layer adds nothing until trained.
             self.out_conv.kernel[...] = jnp.zeros_like(self.out_conv.kernel[...])
         self.residual = residual
+        self.remat = remat
         self.in_channels = in_channels
         self.dtype = dtype
         self.resample = resample
@@ -214,17 +219,38 @@ class UNet(nnx.Module):
         x = jnp.transpose(x, (0, 2, 3, 1)).astype(self.dtype)  # -> [B, H, W, C]
         x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
 
-        s1 = self.enc1(x)
-        s2 = self.enc2(_max_pool_2x2(s1, self.resample))
-        s3 = self.enc3(_max_pool_2x2(s2, self.resample))
-        y = self.bottleneck(_max_pool_2x2(s3, self.resample))
-        y = self.dec3(jnp.concatenate([self.up3(y), s3], axis=-1))
-        y = self.dec2(jnp.concatenate([self.up2(y), s2], axis=-1))
-        y = self.dec1(jnp.concatenate([self.up1(y), s1], axis=-1))
+        block = _run_block_remat if self.remat else _run_block
+        s1 = block(self.enc1, x)
+        s2 = block(self.enc2, _max_pool_2x2(s1, self.resample))
+        s3 = block(self.enc3, _max_pool_2x2(s2, self.resample))
+        y = block(self.bottleneck, _max_pool_2x2(s3, self.resample))
+        y = block(self.dec3, jnp.concatenate([self.up3(y), s3], axis=-1))
+        y = block(self.dec2, jnp.concatenate([self.up2(y), s2], axis=-1))
+        y = block(self.dec1, jnp.concatenate([self.up1(y), s1], axis=-1))
         y = self.out_conv(y)
 
         y = jnp.transpose(y[:, :h, :w, :], (0, 3, 1, 2)).astype(out_dtype)
         return inputs + y if self.residual else y
+
+
+def _run_block(block: ConvBlock, x: jax.Array) -> jax.Array:
+    return block(x)
+
+
+def _run_block_remat(block: ConvBlock, x: jax.Array) -> jax.Array:
+    """``block(x)`` under ``jax.checkpoint``: the block runs as a pure function of its state
+    (BatchNorm statistics updated as usual), its activations recomputed for the gradient."""
+    graphdef, state = nnx.split(block)
+
+    @jax.checkpoint
+    def pure(state, x):
+        module = nnx.merge(graphdef, state, copy=True)
+        y = module(x)
+        return y, nnx.state(module)
+
+    y, new_state = pure(state, x)
+    nnx.update(block, new_state)
+    return y
 
 
 def count_params(model: nnx.Module) -> int:

@@ -39,7 +39,6 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
     ``rate_bpm``, ``acceleration``, ``snr_db``, ``tr``, ``te``, ``seed``, ``volume_index``,
     ``combination`` (-1 outside grid mode) and the string ``method``.
     """
-    ny = corrupted.kspace.shape[1]
     arrays = {
         "kspace": corrupted.kspace.astype(np.complex64),
         "clean": corrupted.clean.astype(np.complex64),

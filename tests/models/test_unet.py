@@ -135,3 +135,31 @@ def test_torch_weights_errors_name_the_problem(torch_and_model) -> None:  # noqa
     with pytest.raises(ValueError, match="base_channels"):
         torch_to_nnx_state(full, wide)
     assert len(default_key_map()) == 78
+
+
+def test_remat_gives_the_same_loss_gradients_and_batch_statistics() -> None:
+    """model.remat recomputes block activations in the backward pass: same function."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 2, 16, 24)), jnp.float32)
+    target = jnp.asarray(np.random.default_rng(1).normal(size=(2, 2, 16, 24)), jnp.float32)
+
+    def loss_and_grads(remat: bool):
+        model = UNet(rngs=nnx.Rngs(3), base_channels=4, remat=remat)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+        def loss(p):
+            m = nnx.merge(graphdef, p, rest, copy=True)
+            out = jnp.mean(jnp.abs(m(x) - target))
+            return out, nnx.state(m, nnx.BatchStat)
+
+        (value, stats), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+        return value, grads, stats
+
+    v0, g0, s0 = loss_and_grads(False)
+    v1, g1, s1 = loss_and_grads(True)
+    np.testing.assert_allclose(float(v1), float(v0), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4,
+                                   atol=1e-6 * float(np.max(np.abs(np.asarray(b)))) + 1e-9)
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s0)):  # running stats updated alike
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+    assert any(float(jnp.max(jnp.abs(leaf))) > 0 for leaf in jax.tree.leaves(g0))
