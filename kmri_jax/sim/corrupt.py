@@ -213,7 +213,7 @@ def corrupt(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     timing.check_echo_train(ordering, echo_train_length, echo_spacing)
-    validation.check_motion_options(image.shape, p_in=params, motion_states=motion_states,
+    validation.check_motion_options(image.shape, params=params, motion_states=motion_states,
                                     weight_map=weight_map)
     if method == "breathmetrics" and all(validation.is_concrete(v) for v in params):
         last_line = np.asarray([timing.scan_duration(

@@ -110,7 +110,7 @@ def check_params(params: Any) -> None:
             raise ValueError(f"CorruptionParams.{field} must be {what}; got {values!r}.")
 
 
-def check_motion_options(shape: tuple[int, ...], *, p_in: Any, motion_states: int,
+def check_motion_options(shape: tuple[int, ...], *, params: Any, motion_states: int,
                          weight_map: Any) -> None:
     """Raise ``ValueError`` unless ``motion_states`` is an int in ``0..ny``, a weight map is
     ``[ny, nx]`` and comes with motion states, and (when concrete) a rotation comes with them."""
@@ -128,7 +128,7 @@ def check_motion_options(shape: tuple[int, ...], *, p_in: Any, motion_states: in
         values = _values(weight_map)
         if values is not None and not np.all(np.isfinite(values)):
             raise ValueError("weight_map must be finite.")
-    rotation = _values(getattr(p_in, "rotation_deg", 0.0))
+    rotation = _values(getattr(params, "rotation_deg", 0.0))
     if not motion_states and rotation is not None and np.any(rotation != 0):
         raise ValueError(f"CorruptionParams.rotation_deg = {rotation!r} needs motion_states=K "
                          "(the image is resampled once per motion state, e.g. 16).")

@@ -136,7 +136,7 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
     try:
         sim.check_image(images, batched=True)
         sim.check_params(scalar)
-        sim.validation.check_motion_options(images.shape, p_in=scalar,
+        sim.validation.check_motion_options(images.shape, params=scalar,
                                             motion_states=options.motion_states,
                                             weight_map=weight)
         if options.method == "breathmetrics":
@@ -265,7 +265,7 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
             scalar = sim.CorruptionParams(1.0, 15.0, 1.0, 20.0,
                                           rotation_deg=params.rotation_deg)
             sim.validation.check_motion_options(
-                slices.shape, p_in=scalar, motion_states=options.motion_states,
+                slices.shape, params=scalar, motion_states=options.motion_states,
                 weight_map=None if weight_map is None else weight_map.build(slices.shape[1:]))
         except ValueError as e:
             raise TaskError(f"{v.path}: {e.args[0].replace('motion_states=K', '--motion-states K')}"
