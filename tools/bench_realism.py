@@ -79,7 +79,7 @@ def main() -> None:
         params = seed_params._replace(**{k: jnp.full((b,), v, jnp.float32)
                                          for k, v in extra.items()})
         if not extra:
-            params = params._replace(amplitude_pe_px=0.0, rotation_deg=0.0)  # static: seed path
+            params = sim.RIGID_READOUT.static_zeros(params)  # static: the seed path
         w = weight if use_weight else None
         fn = jax.jit(jax.vmap(lambda k, x, p, w_: sim.corrupt(k, x, p, w_, **options),
                               in_axes=(0, 0, 0, None)))

@@ -58,7 +58,7 @@ def undo_motion(kspace: jax.Array, displacement: jax.Array,
     undone = sim.apply_motion(kspace, -displacement)
     if displacement_pe is None:
         return undone
-    return sim.rigid.apply_phase_encode_motion(undone, -jnp.asarray(displacement_pe))
+    return sim.motion.apply_phase_encode_motion(undone, -jnp.asarray(displacement_pe))
 
 
 def oracle(corrupted: sim.Corrupted) -> jax.Array:

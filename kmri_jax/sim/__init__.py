@@ -1,8 +1,8 @@
 """kmri_jax.sim: the differentiable k-space corruption simulator (pure ``jax.numpy``).
 
 Clean image -> centred k-space -> breathing motion (per-line phase ramp; optionally 2-D,
-rotational and spatially varying, timed by echo trains) -> Cartesian line mask -> complex
-Gaussian noise, in the seed's conventions (``docs/conventions.md``, ``docs/realism.md``). Every
+rotational and spatially varying, timed by echo trains) and breathing off-resonance (B0),
+optionally seen through several receive coils -> Cartesian line mask -> complex Gaussian noise, in the seed's conventions (``docs/conventions.md``, ``docs/realism.md``). Every
 function is pure, takes the PRNG key first and options keyword-only, and works under
 ``jit``, ``vmap`` and ``grad``::
 
@@ -16,6 +16,8 @@ function is pure, takes the PRNG key first and options keyword-only, and works u
 """
 
 from kmri_jax.sim.breathing import breathing_trace
+from kmri_jax.sim import coils, forward
+from kmri_jax.sim.coils import coil_combine, coil_maps
 from kmri_jax.sim.corrupt import CorruptionParams, CorruptOptions, Corrupted, corrupt
 from kmri_jax.sim.grid import (
     RIGID_READOUT,
@@ -34,7 +36,8 @@ from kmri_jax.sim.kspace import (from_channels, image_to_kspace, kspace_to_image
                                  to_channels)
 from kmri_jax.sim.motion import apply_motion
 from kmri_jax.sim.rigid import apply_rigid_motion
-from kmri_jax.sim.timing import ORDERINGS, line_times
+from kmri_jax.sim.field import breathing_field_map
+from kmri_jax.sim.timing import ORDERINGS, echo_times, line_times
 from kmri_jax.sim.weight_map import breathing_weight_map
 from kmri_jax.sim.noise import add_noise, noise_sigma
 from kmri_jax.sim.sampling import cartesian_mask, center_lines
@@ -52,6 +55,7 @@ __all__ = [
     "add_noise",
     "apply_motion",
     "apply_rigid_motion",
+    "breathing_field_map",
     "breathing_weight_map",
     "breathing_trace",
     "cartesian_mask",
@@ -59,7 +63,10 @@ __all__ = [
     "check_image",
     "check_inputs",
     "check_params",
+    "coil_combine",
+    "coil_maps",
     "corrupt",
+    "echo_times",
     "from_channels",
     "grid_params",
     "grid_table",

@@ -34,16 +34,28 @@ class ParamGrid(NamedTuple):
 
 
 class MotionGrid(NamedTuple):
-    """Values of the 2-D motion peaks (grid), or ``(low, high)`` pairs (uniform), beside a
-    :class:`ParamGrid`. The default, the single value 0 each, keeps the seed's 81
-    combinations; several values multiply the grid, these axes varying fastest."""
+    """Values of the realism peaks (2-D motion, breathing off-resonance) for the grid, or
+    ``(low, high)`` pairs (uniform), beside a :class:`ParamGrid`. The default, the single
+    value 0 each, keeps the seed's 81 combinations; several values multiply the grid, these
+    axes varying fastest."""
 
     amplitude_pe_px: tuple[float, ...] = (0.0,)
     rotation_deg: tuple[float, ...] = (0.0,)
+    b0_hz: tuple[float, ...] = (0.0,)
+
+    def is_seed(self) -> bool:
+        """True when every realism peak is the single value 0 (the seed's corruption)."""
+        return all(tuple(values) == (0.0,) for values in self)
+
+    def static_zeros(self, params: CorruptionParams) -> CorruptionParams:
+        """``params`` with each realism field that is always 0 here as the Python number 0.0:
+        static data that keeps the seed's path bit for bit and skips its work."""
+        return params._replace(**{field: 0.0 for field, values in zip(self._fields, self)
+                                  if tuple(values) == (0.0,)})
 
 
 RIGID_READOUT = MotionGrid()
-"""No phase-encode translation, no rotation: the seed's motion."""
+"""No phase-encode translation, no rotation, no off-resonance: the seed's corruption."""
 
 
 def _axes(grid: ParamGrid, motion: MotionGrid) -> list[tuple[str, tuple[float, ...]]]:
@@ -72,8 +84,8 @@ def grid_params(
     """Parameters of grid combination ``c`` (int, or int array of any shape; may be traced).
 
     Fixed order, amplitude slowest and the last parameter fastest
-    (``itertools.product(A, f, R, SNR, A_pe, rot)``; the last two have one value, 0, unless the
-    grid gives more):
+    (``itertools.product(A, f, R, SNR, A_pe, rot, B0)``; the last three have one value, 0,
+    unless the grid gives more):
     ``c = ((i_A * n_f + i_f) * n_R + i_R) * n_SNR + i_SNR``, so with :data:`SEED_GRID`
     ``c = 27*i_A + 9*i_f + 3*i_R + i_SNR`` for ``c`` in ``0..80``; e.g. 0 = (2, 12, 2, 15),
     1 = (2, 12, 2, 20), 80 = (8, 18, 6, 25). Out-of-range concrete values raise ``ValueError``
@@ -121,8 +133,9 @@ def sample_params(
     seed's 81 combinations, each with probability 1/81). ``"uniform"``: each uniformly from a
     continuous ``(low, high)`` range; ``ranges=None`` spans the grid (A [2, 8] px, f [12, 18]
     /min, R [2, 6], SNR [15, 25] dB with :data:`SEED_GRID`). The phase-encode amplitude and
-    the rotation are drawn the same way from their own keys (``fold_in(key, 4)``, ``5``), so
-    the seed's four draws are unchanged; by default both are 0.
+    the rotation and the off-resonance are drawn the same way from their own keys
+    (``fold_in(key, 4)``, ``5``, ``6``), so the seed's four draws are unchanged; by default
+    all three are 0.
 
     Args:
       key: PRNG key.
@@ -141,7 +154,8 @@ def sample_params(
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}; got {distribution!r}.")
     batch_size = int(batch_size)
-    keys = [*jax.random.split(key, 4), jax.random.fold_in(key, 4), jax.random.fold_in(key, 5)]
+    keys = [*jax.random.split(key, 4),
+            *(jax.random.fold_in(key, 4 + i) for i in range(len(MotionGrid._fields)))]
     leaves = {}
     if distribution == "grid":
         for k, (field, values) in zip(keys, _axes(grid, motion)):
@@ -224,7 +238,7 @@ def parse_combinations(spec: str, grid: ParamGrid = SEED_GRID,
 def grid_table(combinations: Sequence[int] | None = None, grid: ParamGrid = SEED_GRID,
                motion: MotionGrid = RIGID_READOUT) -> dict[str, np.ndarray]:
     """Parameter values of grid combinations: ``{"A"|"f"|"R"|"SNR": [n]}`` (all by default),
-    plus ``"A_pe"`` / ``"rot"`` when the grid gives them more than one value."""
+    plus ``"A_pe"`` / ``"rot"`` / ``"B0"`` when the grid gives them more than one value."""
     combos = (np.arange(num_combinations(grid, motion)) if combinations is None
               else np.asarray(combinations))
     params = grid_params(combos.astype(np.int32), grid=grid, motion=motion)
@@ -233,7 +247,7 @@ def grid_table(combinations: Sequence[int] | None = None, grid: ParamGrid = SEED
 
 
 SHORT_NAMES = {"amplitude_px": "A", "rate_bpm": "f", "acceleration": "R", "snr_db": "SNR",
-               "amplitude_pe_px": "A_pe", "rotation_deg": "rot"}
+               "amplitude_pe_px": "A_pe", "rotation_deg": "rot", "b0_hz": "B0"}
 """Short names of the grid parameters, as tables and plots label them."""
 
 SEED_SHORT_NAMES = ("A", "f", "R", "SNR")

@@ -1,4 +1,5 @@
-"""Rigid breathing motion along the readout, as a per-line phase ramp in k-space."""
+"""Rigid translation of each line's object, as per-line phase ramps in k-space: along the
+readout (the seed's breathing motion) and along the phase-encode axis."""
 
 from __future__ import annotations
 
@@ -44,3 +45,21 @@ def apply_motion(kspace: jax.Array, displacement: jax.Array) -> jax.Array:
     phase = (-2.0 * math.pi) * displacement.astype(rdtype)[..., :, None] * u
     ramp = jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
     return kspace.astype(cdtype) * ramp
+
+
+def phase_frequencies(ny: int, dtype=jnp.float32) -> jax.Array:
+    """Centred phase-encode frequencies ``v = fftshift(fftfreq(ny))`` in cycles/pixel, ``[ny]``."""
+    return jnp.fft.fftshift(jnp.fft.fftfreq(ny)).astype(dtype)
+
+
+def apply_phase_encode_motion(kspace: jax.Array, dy: jax.Array) -> jax.Array:
+    """Translate each line's object by ``dy[ky]`` rows: ``K[ky, :] * exp(-2 pi i dy[ky] v[ky])``.
+
+    A constant integer ``dy`` is ``np.roll(image, dy, axis=0)``. ``kspace [..., ny, nx]``,
+    ``dy [..., ny]`` px.
+    """
+    cdtype = _complex_dtype(kspace.dtype)
+    rdtype = jnp.finfo(cdtype).dtype
+    v = phase_frequencies(kspace.shape[-2], rdtype)
+    phase = (-2.0 * math.pi) * jnp.asarray(dy, rdtype) * v
+    return kspace.astype(cdtype) * jax.lax.complex(jnp.cos(phase), jnp.sin(phase))[..., None]

@@ -10,9 +10,10 @@ output pixel ``p`` is ``weight_map[p] * (dy, dx)``, i.e. ``moved(p) = rotated(p 
 
 * Translations alone are exact per-line phase ramps, ``exp(-2 pi i (dx u + dy v))`` with
   ``u = fftshift(fftfreq(nx))`` and ``v = fftshift(fftfreq(ny))[ky]``.
-* Rotation and weight maps resample the image. The lines are grouped into ``motion_states``
-  states (:mod:`.motion_states`), the image is warped once per state (periodic cubic B-spline,
-  :mod:`.warp`) and transformed, and each line is gathered from its state. With rotation and no
+* Rotation and weight maps resample the image (:mod:`.forward`). The lines are grouped into
+  ``motion_states`` states (:mod:`.motion_states`), the image is warped once per state
+  (periodic cubic B-spline, :mod:`.warp`) and transformed, and each line is gathered from its
+  state. With rotation and no
   weight map only the angle is binned: each line's own translation is still applied exactly as
   a phase ramp after the rotation. With a weight map, translation and angle are binned
   together.
@@ -21,33 +22,13 @@ output pixel ``p`` is ``weight_map[p] * (dy, dx)``, i.e. ``moved(p) = rotated(p 
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 
-from kmri_jax.sim import motion_states as states_lib
-from kmri_jax.sim import warp
+from kmri_jax.sim.forward import acquire
 from kmri_jax.sim.kspace import _complex_dtype, image_to_kspace
-from kmri_jax.sim.motion import apply_motion
-
-
-def phase_frequencies(ny: int, dtype=jnp.float32) -> jax.Array:
-    """Centred phase-encode frequencies ``v = fftshift(fftfreq(ny))`` in cycles/pixel, ``[ny]``."""
-    return jnp.fft.fftshift(jnp.fft.fftfreq(ny)).astype(dtype)
-
-
-def apply_phase_encode_motion(kspace: jax.Array, dy: jax.Array) -> jax.Array:
-    """Translate each line's object by ``dy[ky]`` rows: ``K[ky, :] * exp(-2 pi i dy[ky] v[ky])``.
-
-    A constant integer ``dy`` is ``np.roll(image, dy, axis=0)``. ``kspace [..., ny, nx]``,
-    ``dy [..., ny]`` px.
-    """
-    cdtype = _complex_dtype(kspace.dtype)
-    rdtype = jnp.finfo(cdtype).dtype
-    v = phase_frequencies(kspace.shape[-2], rdtype)
-    phase = (-2.0 * math.pi) * jnp.asarray(dy, rdtype) * v
-    return kspace.astype(cdtype) * jax.lax.complex(jnp.cos(phase), jnp.sin(phase))[..., None]
+from kmri_jax.sim.motion import apply_motion, apply_phase_encode_motion
 
 
 def _check_line_array(x: jax.Array | None, ny: int, name: str) -> None:
@@ -111,37 +92,5 @@ def apply_rigid_motion(
 def _resampled_motion(image, dx, dy, angle_deg, weight_map, *, motion_states):
     """:func:`apply_rigid_motion` with rotation and/or a weight map, on checked inputs
     (compiled once per shape and state count; inlined under an outer jit)."""
-    ny, nx = image.shape
-    rdtype = dx.dtype
-    k = motion_states
-    angle = jnp.zeros(ny, rdtype) if angle_deg is None else jnp.asarray(angle_deg, rdtype)
-    edge_px = 0.5 * math.hypot(ny, nx)  # rotation in pixels at the image's corners
-    if weight_map is None:
-        state = states_lib.assign_states(angle, k)
-        components = {"angle": angle}
-    else:
-        dy_ = jnp.zeros(ny, rdtype) if dy is None else dy
-        state = states_lib.assign_states(
-            states_lib.motion_coordinate([dx, dy_, jnp.deg2rad(angle) * edge_px]), k)
-        components = {"angle": angle, "dx": dx, "dy": dy_}
-    means = {name: states_lib.state_means(v, state, k) for name, v in components.items()}
-
-    coeffs = warp.spline_coefficients(image)
-    rows, cols = warp.pixel_grid(ny, nx, rdtype)
-    w = weight_map
-
-    def warp_state(angle_s, dy_s, dx_s):
-        r, c = rows, cols
-        if w is not None:
-            r, c = r - w * dy_s, c - w * dx_s
-        return warp.sample(coeffs, *warp.rotation_source(r, c, angle_s, ny, nx))
-
-    zeros = jnp.zeros(k, rdtype)
-    warped = jax.vmap(warp_state)(means["angle"], means.get("dy", zeros), means.get("dx", zeros))
-    per_state = image_to_kspace(warped)  # [K, ny, nx]
-    kspace = per_state[state, jnp.arange(ny)]
-    if weight_map is None:  # rotation binned; each line's own translation exact
-        kspace = apply_motion(kspace, dx)
-        if dy is not None:
-            kspace = apply_phase_encode_motion(kspace, dy)
-    return kspace
+    return acquire(image, dx=dx, dy=dy, angle_deg=angle_deg, weight_map=weight_map,
+                   motion_states=motion_states)

@@ -69,45 +69,29 @@ def check_echo_train(ordering: str, echo_train_length: int, echo_spacing) -> Non
                              f"got {echo_spacing!r}.")
 
 
-def line_times(
+def line_slots(
     n_lines: int,
     *,
-    tr: jax.typing.ArrayLike,
-    te: jax.typing.ArrayLike,
     ordering: str = "sequential",
     echo_train_length: int = 1,
-    echo_spacing: jax.typing.ArrayLike = 0.0,
     mask: jax.Array | None = None,
-) -> jax.Array:
-    """Acquisition time of each phase-encode line (module docstring for the orderings).
+) -> tuple[jax.Array, jax.Array]:
+    """Shot and echo index of each phase-encode line (module docstring for the orderings).
 
     Args:
       n_lines: number of lines ``ny`` (static int).
-      tr: repetition time (time between shots), seconds (scalar, may be traced).
-      te: echo time of the first echo, seconds (scalar, may be traced).
       ordering: ``"sequential"`` (the seed), ``"segmented"`` or ``"centric"`` (static).
       echo_train_length: lines per shot, ``ETL`` (static int; 1 = the seed).
-      echo_spacing: time between echoes of a train, seconds (scalar, may be traced).
       mask: optional ``[n_lines]`` bool, acquired lines (may be traced); only these take slots.
 
     Returns:
-      ``[n_lines]`` float32 times in seconds (float64 if ``tr``/``te`` are float64). With the
-      defaults, ``t[ky] = ky * tr + te`` exactly.
+      ``(shot, echo)``, two ``[n_lines]`` int32 arrays.
     """
     if int(n_lines) != n_lines or n_lines < 1:
         raise ValueError(f"n_lines must be a positive int; got {n_lines!r}.")
     n_lines = int(n_lines)
-    check_echo_train(ordering, echo_train_length, echo_spacing)
+    check_echo_train(ordering, echo_train_length, 0.0)
     etl = int(echo_train_length)
-    dtype = jnp.result_type(tr, te, jnp.float32)
-    tr = jnp.asarray(tr, dtype)
-    te = jnp.asarray(te, dtype)
-    echo_spacing = jnp.asarray(echo_spacing, dtype)
-    if tr.ndim or te.ndim or echo_spacing.ndim:
-        raise ValueError("line_times expects scalar tr, te and echo_spacing; use jax.vmap for "
-                         "a batch.")
-    if ordering == "sequential" and etl == 1 and mask is None:
-        return jnp.arange(n_lines, dtype=dtype) * tr + te  # the seed, bit for bit
     rank = sequence_rank(n_lines, ordering)
     if mask is None:
         entry = jnp.asarray(rank, jnp.int32)
@@ -123,11 +107,75 @@ def line_times(
         entry = jnp.zeros(n_lines, jnp.int32).at[order].set(before)
         n_acquired = jnp.maximum(jnp.sum(in_order), 1)
     if ordering == "sequential":
-        shot, echo = entry // etl, entry % etl
-    else:
-        n_shots = (n_acquired + etl - 1) // etl
-        echo, shot = entry // n_shots, entry % n_shots
+        return entry // etl, entry % etl
+    n_shots = (n_acquired + etl - 1) // etl
+    return entry % n_shots, entry // n_shots
+
+
+def _scalar_times(tr, te, echo_spacing):
+    dtype = jnp.result_type(tr, te, jnp.float32)
+    tr, te, echo_spacing = (jnp.asarray(v, dtype) for v in (tr, te, echo_spacing))
+    if tr.ndim or te.ndim or echo_spacing.ndim:
+        raise ValueError("line_times expects scalar tr, te and echo_spacing; use jax.vmap for "
+                         "a batch.")
+    return dtype, tr, te, echo_spacing
+
+
+def line_times(
+    n_lines: int,
+    *,
+    tr: jax.typing.ArrayLike,
+    te: jax.typing.ArrayLike,
+    ordering: str = "sequential",
+    echo_train_length: int = 1,
+    echo_spacing: jax.typing.ArrayLike = 0.0,
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Acquisition time of each phase-encode line, ``shot * tr + te + echo * echo_spacing``
+    (:func:`line_slots`; module docstring for the orderings).
+
+    Args:
+      n_lines: number of lines ``ny`` (static int).
+      tr: repetition time (time between shots), seconds (scalar, may be traced).
+      te: echo time of the first echo, seconds (scalar, may be traced).
+      ordering: ``"sequential"`` (the seed), ``"segmented"`` or ``"centric"`` (static).
+      echo_train_length: lines per shot, ``ETL`` (static int; 1 = the seed).
+      echo_spacing: time between echoes of a train, seconds (scalar, may be traced).
+      mask: optional ``[n_lines]`` bool, acquired lines (may be traced); only these take slots.
+
+    Returns:
+      ``[n_lines]`` float32 times in seconds (float64 if ``tr``/``te`` are float64). With the
+      defaults, ``t[ky] = ky * tr + te`` exactly.
+    """
+    check_echo_train(ordering, echo_train_length, echo_spacing)
+    dtype, tr, te, echo_spacing = _scalar_times(tr, te, echo_spacing)
+    if ordering == "sequential" and echo_train_length == 1 and mask is None:
+        if int(n_lines) != n_lines or n_lines < 1:
+            raise ValueError(f"n_lines must be a positive int; got {n_lines!r}.")
+        return jnp.arange(int(n_lines), dtype=dtype) * tr + te  # the seed, bit for bit
+    shot, echo = line_slots(n_lines, ordering=ordering, echo_train_length=echo_train_length,
+                            mask=mask)
     return shot.astype(dtype) * tr + te + echo.astype(dtype) * echo_spacing
+
+
+def echo_times(
+    n_lines: int,
+    *,
+    te: jax.typing.ArrayLike,
+    ordering: str = "sequential",
+    echo_train_length: int = 1,
+    echo_spacing: jax.typing.ArrayLike = 0.0,
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Echo time of each line, ``te + echo * echo_spacing`` (``te`` everywhere for ETL 1):
+    the time from its excitation over which off-resonance builds up phase. ``[n_lines]``."""
+    check_echo_train(ordering, echo_train_length, echo_spacing)
+    dtype, _, te, echo_spacing = _scalar_times(0.0, te, echo_spacing)
+    if echo_train_length == 1:
+        return jnp.full((int(n_lines),), te, dtype)
+    _, echo = line_slots(n_lines, ordering=ordering, echo_train_length=echo_train_length,
+                         mask=mask)
+    return te + echo.astype(dtype) * echo_spacing
 
 
 def scan_duration(n_lines: int, *, tr: float, te: float, echo_train_length: int = 1,

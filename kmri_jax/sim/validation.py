@@ -98,6 +98,7 @@ def check_params(params: Any) -> None:
         "amplitude_px": (lambda v: np.isfinite(v), "finite"),
         "amplitude_pe_px": (lambda v: np.isfinite(v), "finite"),
         "rotation_deg": (lambda v: np.isfinite(v), "finite"),
+        "b0_hz": (lambda v: np.isfinite(v), "finite (Hz)"),
         "rate_bpm": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0"),
         "tr": (lambda v: np.isfinite(v) & (v > 0), "finite and > 0 (seconds)"),
         "te": (lambda v: np.isfinite(v) & (v >= 0), "finite and >= 0 (seconds)"),
@@ -132,6 +133,62 @@ def check_motion_options(shape: tuple[int, ...], *, params: Any, motion_states: 
     if not motion_states and rotation is not None and np.any(rotation != 0):
         raise ValueError(f"CorruptionParams.rotation_deg = {rotation!r} needs motion_states=K "
                          "(the image is resampled once per motion state, e.g. 16).")
+
+
+def check_field_and_coils(shape: tuple[int, ...], *, motion_states: int, field_map: Any,
+                          coil_maps: Any, noise_covariance: Any,
+                          readout_bandwidth_hz_per_px: Any) -> None:
+    """Raise ``ValueError`` unless a field map is ``[ny, nx]`` and finite, coil maps are
+    ``[C, ny, nx]`` complex and finite, both come with motion states, the noise covariance is
+    ``[C, C]`` Hermitian positive definite and comes with coil maps, and the bandwidth is a
+    positive number."""
+    ny, nx = shape[-2:]
+    if field_map is not None:
+        if tuple(np.shape(field_map)) != (ny, nx):
+            raise ValueError(f"field_map must be [{ny}, {nx}] like the image; got shape "
+                             f"{tuple(np.shape(field_map))}.")
+        if not motion_states:
+            raise ValueError("a spatial field_map is applied once per motion state: pass "
+                             "motion_states=K (e.g. 16), or field_map=None for a uniform field.")
+        values = _values(field_map)
+        if values is not None and (np.iscomplexobj(values) or not np.all(np.isfinite(values))):
+            raise ValueError("field_map must be real and finite (a normalised map; "
+                             "CorruptionParams.b0_hz gives the Hz).")
+    if readout_bandwidth_hz_per_px is not None:
+        bw = np.asarray(readout_bandwidth_hz_per_px, np.float64)
+        if bw.ndim or not np.isfinite(bw) or bw <= 0:
+            raise ValueError(f"readout_bandwidth_hz_per_px must be a number > 0 (Hz per pixel) "
+                             f"or None; got {readout_bandwidth_hz_per_px!r}.")
+    if coil_maps is None:
+        if noise_covariance is not None:
+            raise ValueError("noise_covariance is the covariance between coils: pass coil_maps "
+                             "too (sim.coil_maps).")
+        return
+    shape_c = tuple(np.shape(coil_maps))
+    if len(shape_c) != 3 or shape_c[1:] != (ny, nx) or shape_c[0] < 1:
+        raise ValueError(f"coil_maps must be [C, {ny}, {nx}] (C coils, like the image); got "
+                         f"shape {shape_c}.")
+    if not motion_states:
+        raise ValueError("coil_maps: the coils stay still while the object moves, which is "
+                         "computed once per motion state: pass motion_states=K (e.g. 8; K = ny "
+                         "is exact).")
+    values = _values(coil_maps)
+    if values is not None and not np.all(np.isfinite(values)):
+        raise ValueError("coil_maps must be finite.")
+    if noise_covariance is not None:
+        n_coils = shape_c[0]
+        if tuple(np.shape(noise_covariance)) != (n_coils, n_coils):
+            raise ValueError(f"noise_covariance must be [{n_coils}, {n_coils}] (one row per "
+                             f"coil); got shape {tuple(np.shape(noise_covariance))}.")
+        cov = _values(noise_covariance)
+        if cov is not None:
+            cov = np.asarray(cov, np.complex128)
+            if not np.allclose(cov, cov.conj().T, atol=1e-6 * np.max(np.abs(cov))):
+                raise ValueError("noise_covariance must be Hermitian (equal to its conjugate "
+                                 "transpose).")
+            if not np.all(np.isfinite(cov)) or np.min(np.linalg.eigvalsh(cov)) <= 0:
+                raise ValueError("noise_covariance must be positive definite (all eigenvalues "
+                                 "> 0).")
 
 
 def check_cycle_budget(

@@ -51,14 +51,9 @@ def breathing_weight_map(
     Returns:
       ``[ny, nx]`` weights in ``(0, 1]`` (numpy, a constant for a compiled step).
     """
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (ny, nx); got {shape!r}.")
-    if axis not in (0, 1):
-        raise ValueError(f"axis must be 0 (rows) or 1 (columns); got {axis!r}.")
-    if not (np.isfinite(decay_mm) and decay_mm > 0 and np.isfinite(spacing_mm)
-            and spacing_mm > 0):
-        raise ValueError(f"decay_mm and spacing_mm must be > 0; got {decay_mm!r}, "
-                         f"{spacing_mm!r}.")
+    check_axis_geometry(shape, axis=axis, spacing_mm=spacing_mm)
+    if not (np.isfinite(decay_mm) and decay_mm > 0):
+        raise ValueError(f"decay_mm must be > 0; got {decay_mm!r}.")
     if full_side not in SIDES:
         raise ValueError(f"full_side must be one of {SIDES}; got {full_side!r}.")
     offset_mm = (np.arange(shape[axis], dtype=np.float64) - float(reference_px)) * spacing_mm
@@ -67,5 +62,21 @@ def breathing_weight_map(
     elif full_side == "lower":
         offset_mm = np.maximum(offset_mm, 0.0)
     profile = np.exp(-np.abs(offset_mm) / decay_mm)
+    return along_axis(profile, shape, axis=axis, dtype=dtype)
+
+
+def check_axis_geometry(shape: tuple[int, int], *, axis: int, spacing_mm: float) -> None:
+    """Raise ``ValueError`` unless ``shape`` is ``(ny, nx)``, ``axis`` 0 or 1, spacing > 0."""
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (ny, nx); got {shape!r}.")
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 (rows) or 1 (columns); got {axis!r}.")
+    if not (np.isfinite(spacing_mm) and spacing_mm > 0):
+        raise ValueError(f"spacing_mm must be > 0; got {spacing_mm!r}.")
+
+
+def along_axis(profile: np.ndarray, shape: tuple[int, int], *, axis: int, dtype=np.float32
+               ) -> np.ndarray:
+    """A 1-D ``profile`` along ``axis`` broadcast to a ``[ny, nx]`` map."""
     grid = profile[:, None] if axis == 0 else profile[None, :]
     return np.broadcast_to(grid, tuple(shape)).astype(dtype)

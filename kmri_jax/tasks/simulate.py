@@ -149,7 +149,7 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
         raise TaskError(f"cannot simulate these slices: {e}") from None
     fn = _batched_corrupt(options)
     p = sim.CorruptionParams(**{
-        field: v if (field in ("amplitude_pe_px", "rotation_deg") and v == 0)  # static: seed path
+        field: v if (field in sim.MotionGrid._fields and v == 0)  # static: the seed path
         else jnp.full((batch,), v, jnp.float32) for field, v in zip(scalar._fields, scalar)})
     parts = []
     for start in range(0, n, batch):
