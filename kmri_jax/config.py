@@ -61,6 +61,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.corruption.weight_decay_mm = 50.0  # Decay length, mm.
     c.corruption.weight_spacing_mm = 1.0  # Pixel size along weight_axis, mm.
     c.corruption.weight_full_side = "both"  # "both", "lower" or "higher": side kept at 1.
+    c.corruption.b0_hz = (0.0,)  # Peak breathing off-resonance, Hz: grid values.
+    c.corruption.field_map = ""  # "" (uniform field) or "lungs" (strongest at the lungs' edges).
+    c.corruption.field_lungs = (0.3, 0.7)  # The lungs' two edges, fractions of field_axis.
+    c.corruption.field_axis = 1  # 0: rows, 1: columns (the readout along the spine).
+    c.corruption.field_decay_mm = 60.0  # Decay length away from the lungs' edges, mm.
+    c.corruption.field_spacing_mm = 1.0  # Pixel size along field_axis, mm.
+    c.corruption.readout_bandwidth_hz_per_px = 0.0  # > 0: off-resonance shifts the readout.
+    c.corruption.coils = 0  # Receive coils: 0 = one ideal coil (the seed); C >= 1 coil maps.
+    c.corruption.coil_correlation = 0.0  # Noise correlation between every pair of coils.
 
     c.model = ml_collections.ConfigDict()
     # kspace_unet (the seed's: k-space in and out), image_unet (zero-filled image in, corrected
@@ -70,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Network input scale s = max|K| + 1e-8 of the corrupted k-space (what exists at inference)
     # or of the clean one ("clean": the seed's normalisation).
     c.model.input_scale = "corrupted"
+    c.model.input = "combined"  # With coils: "combined" (2 channels) or "coils" (2C channels).
     c.model.motion_channels = 16  # motion_unet: width and depth of the motion network.
     c.model.motion_depth = 4
     c.model.base_channels = 32

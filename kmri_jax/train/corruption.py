@@ -50,6 +50,57 @@ class WeightMap:
 
 
 @dataclasses.dataclass(frozen=True)
+class FieldMap:
+    """A breathing B0 field map strongest at the lungs' edges
+    (:func:`kmri_jax.sim.breathing_field_map`), the edges as fractions of the image axis.
+
+    Attributes:
+      lungs: the lungs' two edges, fractions of the axis length (0 = first row/column).
+      axis: 0 (rows) or 1 (columns).
+      decay_mm: decay length, mm.
+      spacing_mm: pixel size along ``axis``, mm.
+    """
+
+    lungs: tuple[float, float] = (0.3, 0.7)
+    axis: int = 1
+    decay_mm: float = 60.0
+    spacing_mm: float = 1.0
+
+    def build(self, shape: tuple[int, int]) -> np.ndarray:
+        """``[ny, nx]`` float32 field map for images of ``shape``."""
+        n = shape[self.axis] - 1
+        return sim.breathing_field_map(
+            shape, lung_px=tuple(f * n for f in self.lungs), axis=self.axis,
+            decay_mm=self.decay_mm, spacing_mm=self.spacing_mm)
+
+
+@dataclasses.dataclass(frozen=True)
+class Coils:
+    """Receive coils (:func:`kmri_jax.sim.coil_maps`) and their noise correlation.
+
+    Attributes:
+      n_coils: number of coils ``C >= 1``.
+      correlation: noise correlation of every pair of coils, in ``[0, 1)``: covariance
+        ``(1 - rho) I + rho 1 1^T`` (unit diagonal).
+    """
+
+    n_coils: int = 8
+    correlation: float = 0.0
+
+    def maps(self, shape: tuple[int, int]) -> np.ndarray:
+        """``[C, ny, nx]`` complex64 maps for images of ``shape``."""
+        return sim.coil_maps(shape, n_coils=self.n_coils)
+
+    def covariance(self) -> np.ndarray | None:
+        """``[C, C]`` noise covariance, or None for identity."""
+        if self.correlation == 0:
+            return None
+        c = self.n_coils
+        return ((1 - self.correlation) * np.eye(c) + self.correlation * np.ones((c, c))
+                ).astype(np.complex64)
+
+
+@dataclasses.dataclass(frozen=True)
 class Corruption:
     """How training and evaluation corrupt their batches (static: closed over by the steps).
 
@@ -60,6 +111,8 @@ class Corruption:
       options: the simulator's static options.
       motion: the phase-encode amplitude and rotation values (grid) or ranges (uniform).
       weight_map: a distance-weighted displacement, or None (uniform).
+      field_map: a spatial B0 field map, or None (uniform off-resonance).
+      coils: receive coils, or None (one ideal coil, the seed's).
     """
 
     mode: str = "fresh"
@@ -68,6 +121,8 @@ class Corruption:
     options: sim.CorruptOptions = sim.CorruptOptions()
     motion: sim.MotionGrid = sim.RIGID_READOUT
     weight_map: WeightMap | None = None
+    field_map: FieldMap | None = None
+    coils: Coils | None = None
 
     def num_combinations(self) -> int:
         """Grid combinations of this corruption (81 for the seed's)."""
@@ -102,24 +157,30 @@ class Corruption:
         options = sim.CorruptOptions(
             method=c.method, center_fraction=c.center_fraction, ordering=c.ordering,
             echo_train_length=c.echo_train_length, echo_spacing=c.echo_spacing,
-            time_acquired_only=c.time_acquired_only, motion_states=c.motion_states)
+            time_acquired_only=c.time_acquired_only, motion_states=c.motion_states,
+            readout_bandwidth_hz_per_px=_bandwidth_from_config(c))
         try:
             sim.timing.check_echo_train(options.ordering, options.echo_train_length,
                                         options.echo_spacing)
         except ValueError as e:
             raise ConfigValueError(f"corruption.{e}") from None
         weight_map = _weight_map_from_config(c)
-        needs_states = any(v != 0 for v in motion.rotation_deg) or weight_map is not None
-        if needs_states and c.motion_states < 1:
-            raise ConfigValueError("corruption.rotation_deg and corruption.weight_map resample "
-                                   "the image once per motion state: set "
-                                   "corruption.motion_states (e.g. 16)")
+        field_map = _field_map_from_config(c)
+        coils = _coils_from_config(c)
+        needs_states = {"rotation_deg": any(v != 0 for v in motion.rotation_deg),
+                        "weight_map": weight_map is not None,
+                        "field_map": field_map is not None, "coils": coils is not None}
+        if any(needs_states.values()) and c.motion_states < 1:
+            which = " and ".join(f"corruption.{k}" for k, v in needs_states.items() if v)
+            raise ConfigValueError(f"{which} need motion states (the image is transformed "
+                                   "once per state): set corruption.motion_states (e.g. 16)")
         if c.motion_states < 0:
             raise ConfigValueError(f"corruption.motion_states must be >= 0, got "
                                    f"{c.motion_states}")
         return cls(mode=c.mode, distribution=c.distribution,
                    combinations_per_slice=k if c.mode == "fixed" else 0,
-                   options=options, motion=motion, weight_map=weight_map)
+                   options=options, motion=motion, weight_map=weight_map, field_map=field_map,
+                   coils=coils)
 
     def corrupt_batch(self, key: jax.Array, batch: Mapping[str, jax.Array], *, mode: str
                       ) -> tuple[sim.Corrupted, sim.CorruptionParams]:
@@ -128,6 +189,9 @@ class Corruption:
         ``mode='fresh'``: ``key`` is the step key; parameters drawn by ``sim.sample_params``.
         ``mode='fixed'``: ``key`` is the fixed root; parameters from ``batch['combination']``.
         Returns the vmapped simulator output (leaves ``[B, ...]``) and the parameters used.
+        With coils, ``kspace`` and ``clean`` are the single-coil view the networks, the
+        corrections and the metrics work on: the k-space of the adjoint-SENSE image with the
+        known maps (:func:`kmri_jax.sim.coils.combined_kspace`), ``[B, ny, nx]``.
         """
         images = batch["image"]
         batch_size = images.shape[0]
@@ -142,12 +206,19 @@ class Corruption:
             keys = sim.sample_keys(key, batch["volume"], batch["slice"], batch["combination"])
         else:
             raise ValueError(f"mode must be 'fresh' or 'fixed', got {mode!r}")
-        if self.motion == sim.RIGID_READOUT:  # static zeros: the seed's path, bit for bit
-            params = params._replace(amplitude_pe_px=0.0, rotation_deg=0.0)
+        params = self.motion.static_zeros(params)  # the seed's path, bit for bit
         options = self.options.kwargs()
-        weight = None if self.weight_map is None else self.weight_map.build(images.shape[1:])
-        corrupted = jax.vmap(lambda k, x, p: sim.corrupt(k, x, p, weight, **options)
-                             )(keys, images, params)
+        shape = images.shape[1:]
+        weight = None if self.weight_map is None else self.weight_map.build(shape)
+        field = None if self.field_map is None else self.field_map.build(shape)
+        maps = None if self.coils is None else self.coils.maps(shape)
+        covariance = None if self.coils is None else self.coils.covariance()
+        corrupted = jax.vmap(lambda k, x, p: sim.corrupt(
+            k, x, p, weight, field, maps, covariance, **options))(keys, images, params)
+        if maps is not None:
+            corrupted = corrupted._replace(
+                kspace=sim.coils.combined_kspace(corrupted.kspace, maps),
+                clean=sim.coils.combined_kspace(corrupted.clean, maps))
         return corrupted, params
 
 
@@ -183,3 +254,48 @@ def _weight_map_from_config(c: ml_collections.ConfigDict) -> WeightMap | None:
     except ValueError as e:
         raise ConfigValueError(f"corruption.weight_*: {e}") from None
     return spec
+
+
+def _bandwidth_from_config(c: ml_collections.ConfigDict) -> float | None:
+    """``corruption.readout_bandwidth_hz_per_px``: 0 = no readout shift, else > 0."""
+    bw = float(c.readout_bandwidth_hz_per_px)
+    if not np.isfinite(bw) or bw < 0:
+        raise ConfigValueError(f"corruption.readout_bandwidth_hz_per_px must be 0 (no readout "
+                               f"shift) or > 0 Hz/pixel, got {c.readout_bandwidth_hz_per_px!r}")
+    return bw or None
+
+
+def _field_map_from_config(c: ml_collections.ConfigDict) -> FieldMap | None:
+    """``corruption.field_map``: ``""`` (uniform off-resonance) or ``"lungs"``."""
+    if c.field_map == "":
+        return None
+    if c.field_map != "lungs":
+        raise ConfigValueError(f"corruption.field_map must be '' (uniform) or 'lungs', got "
+                               f"{c.field_map!r}")
+    lungs = tuple(float(v) for v in c.field_lungs)
+    if len(lungs) != 2:
+        raise ConfigValueError(f"corruption.field_lungs must be two fractions (upper, lower), "
+                               f"got {c.field_lungs!r}")
+    spec = FieldMap(lungs=lungs, axis=int(c.field_axis), decay_mm=float(c.field_decay_mm),
+                    spacing_mm=float(c.field_spacing_mm))
+    try:
+        spec.build((4, 4))
+    except ValueError as e:
+        raise ConfigValueError(f"corruption.field_*: {e}") from None
+    return spec
+
+
+def _coils_from_config(c: ml_collections.ConfigDict) -> Coils | None:
+    """``corruption.coils`` (0 = one ideal coil) and ``corruption.coil_correlation``."""
+    n = c.coils
+    if int(n) != n or n < 0:
+        raise ConfigValueError(f"corruption.coils must be 0 (one ideal coil) or a number of "
+                               f"coils >= 1, got {n!r}")
+    rho = float(c.coil_correlation)
+    if not 0 <= rho < 1:
+        raise ConfigValueError(f"corruption.coil_correlation must be in [0, 1), got {rho!r}")
+    if n == 0:
+        if rho:
+            raise ConfigValueError("corruption.coil_correlation needs corruption.coils >= 1")
+        return None
+    return Coils(n_coils=int(n), correlation=rho)

@@ -86,3 +86,42 @@ def test_loop_trains_and_breaks_evaluation_down_by_the_new_parameters(tmp_path):
     for key in ("by_A_pe/0/val_SSIM", "by_A_pe/2/val_SSIM", "by_rot/0/val_SSIM",
                 "by_rot/3/val_SSIM"):
         assert np.isfinite(summary[key]), key
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("field_map", "lungs", "motion_states"),
+    ("field_map", "liver", "field_map"),
+    ("coils", 4, "motion_states"),
+    ("coils", -1, "corruption.coils"),
+    ("coil_correlation", 0.5, "coil_correlation"),
+    ("readout_bandwidth_hz_per_px", -3.0, "readout_bandwidth"),
+    ("b0_hz", ("x",), "b0_hz"),
+])
+def test_field_and_coil_mistakes_name_the_key(key, value, match):
+    c = base_config()
+    c.corruption[key] = value
+    with pytest.raises(ConfigValueError, match=match):
+        Corruption.from_config(c)
+
+
+def test_coils_and_field_give_the_combined_single_coil_view():
+    c = base_config()
+    c.corruption.b0_hz = (0.0, 10.0)
+    c.corruption.field_map = "lungs"
+    c.corruption.readout_bandwidth_hz_per_px = 20.0
+    c.corruption.coils = 4
+    c.corruption.coil_correlation = 0.2
+    c.corruption.motion_states = 4
+    corruption = Corruption.from_config(c)
+    assert corruption.num_combinations() == 162
+    assert "B0" in corruption.grid_table([0, 1])
+    b, ny, nx = 2, 16, 24
+    images = jnp.asarray(np.random.default_rng(0).random((b, ny, nx)), jnp.float32)
+    batch = {"image": images, "tr": jnp.full(b, 2.0), "te": jnp.full(b, 0.03),
+             "combination": jnp.asarray([1, 161]), "volume": jnp.zeros(b, jnp.int32),
+             "slice": jnp.arange(b)}
+    out, params = corruption.corrupt_batch(jax.random.key(0), batch, mode="fixed")
+    assert out.kspace.shape == out.clean.shape == (b, ny, nx)
+    np.testing.assert_allclose(np.asarray(params.b0_hz), [10.0, 10.0])
+    ref = np.fft.fftshift(np.fft.fft2(np.asarray(images)), axes=(-2, -1))
+    np.testing.assert_allclose(np.asarray(out.clean), ref, atol=1e-4 * np.abs(ref).max())
