@@ -79,7 +79,6 @@ def base_config() -> ml_collections.ConfigDict:
     # Network input scale s = max|K| + 1e-8 of the corrupted k-space (what exists at inference)
     # or of the clean one ("clean": the seed's normalisation).
     c.model.input_scale = "corrupted"
-    c.model.input = "combined"  # With coils: "combined" (2 channels) or "coils" (2C channels).
     c.model.motion_channels = 16  # motion_unet: width and depth of the motion network.
     c.model.motion_depth = 4
     c.model.base_channels = 32
