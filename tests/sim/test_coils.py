@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import reference_images
 from kmri_jax import sim
 from kmri_jax.sim import coils as coils_lib
 
@@ -13,10 +14,7 @@ NY, NX = 24, 32
 
 
 def smooth_image(ny=NY, nx=NX, dtype=np.float32):
-    y, x = np.mgrid[:ny, :nx]
-    img = (np.exp(-((y - ny / 2) ** 2 / (0.1 * ny**2) + (x - nx / 2) ** 2 / (0.08 * nx**2)))
-           + 0.3 * np.cos(2 * np.pi * x / nx) * np.sin(2 * np.pi * y / ny))
-    return img.astype(dtype)
+    return reference_images.smooth_image(ny, nx, dtype)
 
 
 def fft2c(x):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+import reference_images
 from kmri_jax import sim
 from kmri_jax.sim import forward
 
@@ -14,10 +15,7 @@ QUIET = 300.0  # dB: noise ~1e-15 of the signal
 
 
 def smooth_image(ny=NY, nx=NX, dtype=np.float32):
-    y, x = np.mgrid[:ny, :nx]
-    img = (np.exp(-((y - ny / 2) ** 2 / (0.1 * ny**2) + (x - nx / 2) ** 2 / (0.08 * nx**2)))
-           + 0.3 * np.cos(2 * np.pi * x / nx) * np.sin(2 * np.pi * y / ny))
-    return img.astype(dtype)
+    return reference_images.smooth_image(ny, nx, dtype)
 
 
 def kspace(image):
