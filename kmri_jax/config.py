@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.strict = True  # False: skip (and count) unreadable volumes instead of stopping.
     c.data.phantom_subjects = 10  # Built-in data: number of phantom subjects...
     c.data.phantom_slices = 24  # ...and sagittal slices per phantom volume.
+    c.data.phantom_version = 2  # 2: whole spine, texture, lungs; 1: the earlier blocky phantom.
     c.data.worker_count = 0  # Grain worker processes (0: read in the main process).
     c.data.prefetch = 2  # Batches read ahead.
     c.data.ny = 424  # Slice size after crop/zero-pad (rows = phase encode).
@@ -63,7 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.corruption.weight_full_side = "both"  # "both", "lower" or "higher": side kept at 1.
     c.corruption.b0_hz = (0.0,)  # Peak breathing off-resonance, Hz: grid values.
     c.corruption.field_map = ""  # "" (uniform field) or "lungs" (strongest at the lungs' edges).
-    c.corruption.field_lungs = (0.3, 0.7)  # The lungs' two edges, fractions of field_axis.
+    c.corruption.field_lungs = (0.5, 0.78)  # Lungs' edges (fractions of field_axis): phantom v2.
     c.corruption.field_axis = 1  # 0: rows, 1: columns (the readout along the spine).
     c.corruption.field_decay_mm = 60.0  # Decay length away from the lungs' edges, mm.
     c.corruption.field_spacing_mm = 1.0  # Pixel size along field_axis, mm.

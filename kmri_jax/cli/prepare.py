@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phantom", type=int, metavar="N",
                    help="first generate N phantom subjects (into --data-root, or next to --store)")
     p.add_argument("--phantom-slices", type=int, default=24)
+    p.add_argument("--phantom-version", type=int, default=2, choices=(1, 2),
+                   help="2: the whole spine (default); 1: the earlier blocky phantom")
     p.add_argument("--seed", type=int, default=0, help="phantom generator seed")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             root = write_phantom_dataset(root or phantom_dir_for(args.store),
                                          n_subjects=args.phantom,
                                          shape=(args.phantom_slices, args.ny, args.nx),
+                                         version=args.phantom_version,
                                          seed=args.seed)
         report = build_store(root, args.store, options=opts, splits=args.splits,
                              split_seed=args.split_seed, split_fractions=args.split_fractions,

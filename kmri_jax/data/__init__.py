@@ -19,7 +19,7 @@ from kmri_jax.data.build import BuildReport, build_store, ensure_store, phantom_
 from kmri_jax.data.discovery import (DEFAULT_TE_S, DEFAULT_TR_S, VolumeInfo, discover_volumes,
                                      find_volume_files)
 from kmri_jax.data.errors import DataError
-from kmri_jax.data.phantom import phantom_volume, write_phantom_dataset
+from kmri_jax.data.phantom import PHANTOM_VERSIONS, phantom_volume, write_phantom_dataset
 from kmri_jax.data.pipeline import (EvalBatches, SliceSource, eval_batches, steps_per_epoch,
                                     train_dataset, train_iterator)
 from kmri_jax.data.preprocess import (PreparedVolume, PreprocessOptions, crop_or_pad,
@@ -33,6 +33,6 @@ __all__ = [
     "PreparedVolume", "PreprocessOptions", "SPLIT_NAMES", "SliceSource", "SliceStore",
     "VolumeInfo", "VolumeSource", "build_store", "crop_or_pad", "discover_volumes",
     "ensure_store", "eval_batches", "find_volume_files", "load_splits", "load_volume",
-    "make_splits", "phantom_dir_for", "phantom_volume", "preprocess_volume", "save_splits",
-    "steps_per_epoch", "train_dataset", "train_iterator", "write_phantom_dataset",
+    "make_splits", "PHANTOM_VERSIONS", "phantom_dir_for", "phantom_volume", "preprocess_volume",
+    "save_splits", "steps_per_epoch", "train_dataset", "train_iterator", "write_phantom_dataset",
 ]

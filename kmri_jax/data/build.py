@@ -192,13 +192,14 @@ def ensure_store(
     strict: bool = True,
     phantom_subjects: int = 10,
     phantom_slices: int = 24,
+    phantom_version: int = 2,
     phantom_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
 ) -> Path:
     """Return the path of a ready store, building it only when needed.
 
     With no ``data_root`` (None or ""), a phantom BIDS dataset of ``phantom_subjects`` volumes of
-    shape ``(phantom_slices, options.ny, options.nx)`` is written (deterministic from ``seed``)
+    shape ``(phantom_slices, options.ny, options.nx)`` and version ``phantom_version`` is written (deterministic from ``seed``)
     to ``phantom_dir`` (default ``<store_dir>-phantom``) and prepared. A store already at
     ``store_dir`` is reused when its build config (data root, discovery, preprocessing options,
     split, strictness, and the names/sizes/mtimes of the volume files) equals the requested
@@ -212,7 +213,7 @@ def ensure_store(
     if not data_root:
         data_root = write_phantom_dataset(
             phantom_dir or phantom_dir_for(store_dir), n_subjects=phantom_subjects,
-            shape=(phantom_slices, options.ny, options.nx), seed=seed)
+            shape=(phantom_slices, options.ny, options.nx), seed=seed, version=phantom_version)
     root = Path(data_root).resolve()
     store_dir = Path(store_dir)
     if (store_dir / META_FILE).is_file():

@@ -61,7 +61,7 @@ class FieldMap:
       spacing_mm: pixel size along ``axis``, mm.
     """
 
-    lungs: tuple[float, float] = (0.3, 0.7)
+    lungs: tuple[float, float] = (0.5, 0.78)
     axis: int = 1
     decay_mm: float = 60.0
     spacing_mm: float = 1.0

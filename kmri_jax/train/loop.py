@@ -38,13 +38,18 @@ _FIXED_STREAM = 1  # fold_in(key(seed), 1): the seed replica's fixed training co
 def prepare_data(config: ml_collections.ConfigDict, workdir: Path) -> kdata.SliceStore:
     """Build (process 0) or reuse the slice store; the built-in phantom when no data root."""
     store_dir = Path(config.data.store) if config.data.store else workdir / "store"
+    if not config.data.root and config.data.phantom_version not in kdata.PHANTOM_VERSIONS:
+        raise ConfigValueError(
+            f"data.phantom_version={config.data.phantom_version!r}: the built-in phantom has "
+            f"versions {kdata.PHANTOM_VERSIONS} (2: whole spine, 1: the earlier blocky one).")
     if jax.process_index() == 0:
         kdata.ensure_store(
             config.data.root or None, store_dir, options=kdata.PreprocessOptions.from_mapping(config.data),
             splits=config.data.splits_file or None, split_seed=config.data.split_seed,
             pattern=config.data.pattern or None, strict=config.data.strict,
             phantom_subjects=config.data.phantom_subjects,
-            phantom_slices=config.data.phantom_slices, seed=config.seed,
+            phantom_slices=config.data.phantom_slices,
+            phantom_version=config.data.phantom_version, seed=config.seed,
         )
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices("kmri_jax: slice store ready")

@@ -1,18 +1,5 @@
-"""Built-in default data: deterministic procedural spine-like phantom volumes, written as a real
-BIDS dataset (``sub-XX/anat/sub-XX_T2w.nii.gz`` + JSON sidecars with TR/TE), so that the same
-discovery -> store -> Grain path runs without any download.
-
-Geometry of one volume, array ``[X, Y, Z]`` = (left->right, posterior->anterior,
-inferior->superior), RAS+ affine, 1 mm voxels. The sagittal plane ``[Y, Z]`` holds: the body
-(soft tissue between a posterior and an anterior skin line), a curved spinal column (its centre
-line follows a smooth lordosis/kyphosis curve) made of vertebral bodies (darker marrow with a
-dark cortical rim) separated by bright intervertebral discs, the spinal canal posterior to
-them (bright CSF around an intermediate-signal cord), and spinous processes behind the canal.
-Lateral slices (away from the midline along X) lose the cord, then the canal and the
-vertebrae, as in a real sagittal stack. Each subject draws its own curvature, vertebra and disc
-heights, canal and cord widths, body thickness, tissue contrasts, TR/TE, a smooth
-multiplicative bias field and Rician-like noise, all from ``(seed, subject number)``.
-"""
+"""The phantom BIDS dataset: ``write_phantom_dataset`` writes one volume per subject, of the
+phantom version asked for, with TR/TE sidecars and a manifest that makes a second call free."""
 
 from __future__ import annotations
 
@@ -23,88 +10,29 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from kmri_jax.data.phantom.blocky import blocky_volume
+from kmri_jax.data.phantom.whole_spine import whole_spine_volume
+
 PHANTOM_MANIFEST = "phantom.json"
+PHANTOM_VERSIONS = (1, 2)
 
 
-def phantom_volume(shape: tuple[int, int, int], *, seed: int, subject: int) -> np.ndarray:
-    """One phantom volume ``[X, Y, Z] float32`` with values roughly in [0, 1].
+def phantom_volume(shape: tuple[int, int, int], *, seed: int, subject: int,
+                   version: int = 2) -> np.ndarray:
+    """One phantom volume ``[X, Y, Z] float32`` (values about 0..1), deterministic in its arguments.
 
-    Deterministic in ``(shape, seed, subject)``.
+    ``version`` 2: the whole spine (:mod:`.whole_spine`); 1: the blocky segment of earlier runs.
     """
-    nxl, ny, nz = shape
-    rng = np.random.default_rng([seed, subject, 7919])
-    u = lambda a, b: float(rng.uniform(a, b))  # noqa: E731
-    y = np.arange(ny, dtype=np.float64)[:, None] / max(ny - 1, 1)   # 0 posterior .. 1 anterior
-    z = np.arange(nz, dtype=np.float64)[None, :] / max(nz - 1, 1)   # 0 inferior .. 1 superior
+    return _volume(shape, seed=seed, subject=subject, version=version)[0]
 
-    # Tissue contrasts (T2-weighted-like), per subject.
-    c_soft, c_fat = u(0.25, 0.4), u(0.55, 0.75)
-    c_marrow, c_cortex = u(0.3, 0.45), u(0.05, 0.12)
-    c_disc, c_annulus = u(0.7, 0.9), u(0.25, 0.35)
-    c_csf, c_cord, c_spinous = u(0.85, 1.0), u(0.4, 0.55), u(0.2, 0.3)
 
-    # Body outline (posterior and anterior skin), slightly wavy along z.
-    back = u(0.04, 0.1) + 0.02 * np.sin(2 * np.pi * (z * u(0.8, 1.5) + u(0, 1)))
-    front = u(0.85, 0.95) - 0.03 * np.sin(2 * np.pi * (z * u(0.5, 1.0) + u(0, 1)))
-    fat = u(0.025, 0.05)
-    # Spinal column centre line: canal centre at yc(z), curved.
-    yc = u(0.3, 0.38) + u(0.03, 0.07) * np.sin(2 * np.pi * (z * u(0.7, 1.2) + u(0, 1))) \
-        + u(0.0, 0.03) * np.sin(2 * np.pi * (z * u(1.5, 2.5) + u(0, 1)))
-    canal_hw, cord_hw = u(0.035, 0.05), u(0.014, 0.022)
-    body_depth = u(0.16, 0.22)               # antero-posterior depth of a vertebral body
-    vert_h, disc_h = u(0.045, 0.065), u(0.012, 0.02)   # heights along z (fraction of nz)
-    phase = u(0, vert_h + disc_h)
-
-    period = vert_h + disc_h
-    zpos = np.mod(z + phase, period)          # position within one vertebra+disc period
-    is_disc = zpos < disc_h
-    # Distance along y from the anterior wall of the canal.
-    dy = y - yc
-    in_canal = np.abs(dy) <= canal_hw
-    in_cord = np.abs(dy) <= cord_hw
-    body_y = (dy > canal_hw + 0.01) & (dy <= canal_hw + 0.01 + body_depth)
-    # Rounded vertebral body corners: shrink near the end plates.
-    edge = np.minimum(zpos - disc_h, period - zpos) / max(vert_h, 1e-6)
-    corner = np.clip(edge * 6, 0, 1)
-    body_depth_eff = body_depth * (0.85 + 0.15 * corner)
-    in_vert_body = (dy > canal_hw + 0.01) & (dy <= canal_hw + 0.01 + body_depth_eff) & ~is_disc
-    cortex = in_vert_body & ((dy <= canal_hw + 0.02) | (dy >= canal_hw + body_depth_eff - 0.005)
-                             | (edge < 0.08))
-    in_disc = body_y & is_disc
-    nucleus = in_disc & (np.abs(dy - (canal_hw + 0.01 + body_depth / 2)) < body_depth * 0.3)
-    spinous = (dy < -canal_hw - 0.01) & (dy > -canal_hw - 0.12) \
-        & (np.abs(zpos - disc_h - vert_h * 0.5) < vert_h * 0.3)
-    inside = (y >= back) & (y <= front)
-    subcut = inside & ((y - back < fat) | (front - y < fat))
-
-    xs = (np.arange(nxl) - (nxl - 1) / 2) / max(nxl / 2, 1)      # -1 .. 1 across the stack
-    cord_x, canal_x, vert_x = u(0.12, 0.2), u(0.22, 0.3), u(0.45, 0.6)
-    bias_y, bias_z, bias_x = u(-0.25, 0.25), u(-0.25, 0.25), u(-0.15, 0.15)
-    noise = u(0.01, 0.03)
-    vol = np.empty(shape, dtype=np.float32)
-    for i, xv in enumerate(xs):
-        ax = abs(xv)
-        img = np.zeros((ny, nz))
-        body_width = np.sqrt(max(1 - (ax / 1.05) ** 2, 0.0))     # the body narrows laterally
-        inside_x = inside & (np.abs(y - (back + front) / 2) <= (front - back) / 2 * body_width)
-        img[inside_x] = c_soft
-        img[inside_x & subcut] = c_fat
-        if ax < vert_x:
-            img[in_vert_body & inside_x] = c_marrow
-            img[cortex & inside_x] = c_cortex
-            img[in_disc & inside_x] = c_annulus
-            img[nucleus & inside_x] = c_disc
-            img[spinous & inside_x] = c_spinous
-        if ax < canal_x:
-            img[in_canal & inside_x] = c_csf
-        if ax < cord_x:
-            img[in_cord & inside_x] = c_cord
-        bias = 1 + bias_y * (y - 0.5) + bias_z * (z - 0.5) + bias_x * xv
-        img = img * bias
-        re = img + noise * rng.standard_normal(img.shape)
-        im = noise * rng.standard_normal(img.shape)
-        vol[i] = np.sqrt(re * re + im * im)
-    return vol
+def _volume(shape, *, seed: int, subject: int, version: int) -> tuple[np.ndarray, dict]:
+    if version == 1:
+        return blocky_volume(shape, seed=seed, subject=subject), {"spacing_mm": (1.0, 1.0, 1.0)}
+    if version == 2:
+        return whole_spine_volume(shape, seed=seed, subject=subject)
+    raise ValueError(f"phantom version must be one of {PHANTOM_VERSIONS}; got {version!r} "
+                     "(data.phantom_version / --phantom-version).")
 
 
 def write_phantom_dataset(
@@ -113,12 +41,15 @@ def write_phantom_dataset(
     n_subjects: int = 10,
     shape: tuple[int, int, int] = (24, 424, 736),
     seed: int = 0,
+    version: int = 2,
 ) -> Path:
     """Write (or reuse) a phantom BIDS dataset of ``n_subjects`` subjects under ``root``.
 
     Writes ``dataset_description.json``, ``participants.tsv``, and for each subject
-    ``sub-NN/anat/sub-NN_T2w.nii.gz`` (int16 with a scale factor, RAS+ 1 mm affine) with a
-    ``sub-NN_T2w.json`` sidecar (RepetitionTime, EchoTime in seconds). A ``phantom.json``
+    ``sub-NN/anat/sub-NN_T2w.nii.gz`` (int16 with a scale factor, RAS+ affine with the
+    phantom's voxel size: 1 mm for version 1) with a ``sub-NN_T2w.json`` sidecar
+    (RepetitionTime, EchoTime in seconds; version 2 adds ``PhantomLandmarks``, the lungs' and
+    diaphragm's positions as fractions of the readout axis). A ``phantom.json``
     manifest records the parameters; when it matches, nothing is rewritten. Files are written
     under temporary names and renamed, so an interrupted run leaves no half-written volume.
 
@@ -127,7 +58,7 @@ def write_phantom_dataset(
     """
     root = Path(root)
     params = {"n_subjects": int(n_subjects), "shape": [int(s) for s in shape], "seed": int(seed),
-              "version": 1}
+              "version": int(version)}
     manifest = root / PHANTOM_MANIFEST
     if manifest.is_file():
         try:
@@ -147,9 +78,10 @@ def write_phantom_dataset(
         rows.append(sub)
         anat = root / sub / "anat"
         anat.mkdir(parents=True, exist_ok=True)
-        vol = phantom_volume(tuple(shape), seed=seed, subject=s)
+        vol, info = _volume(tuple(shape), seed=seed, subject=s, version=version)
         scale = float(vol.max()) / 32000 if vol.max() > 0 else 1.0
-        img = nib.Nifti1Image(np.round(vol / scale).astype(np.int16), np.eye(4))
+        img = nib.Nifti1Image(np.round(vol / scale).astype(np.int16),
+                              np.diag([*info["spacing_mm"], 1.0]))
         img.header.set_slope_inter(scale, 0.0)
         img.header.set_xyzt_units("mm", "sec")
         rng = np.random.default_rng([seed, s, 104729])
@@ -159,6 +91,9 @@ def write_phantom_dataset(
         sidecar = {"RepetitionTime": round(float(rng.uniform(2.0, 3.5)), 3),
                    "EchoTime": round(float(rng.uniform(0.08, 0.12)), 4),
                    "MagneticFieldStrength": 3, "Manufacturer": "kmri_jax phantom"}
+        landmarks = {k: round(v, 4) for k, v in info.items() if k != "spacing_mm"}
+        if landmarks:
+            sidecar["PhantomLandmarks"] = landmarks
         (anat / f"{sub}_T2w.json").write_text(json.dumps(sidecar, indent=2))
     (root / "participants.tsv").write_text("\n".join(rows) + "\n")
     manifest.write_text(json.dumps(params))
