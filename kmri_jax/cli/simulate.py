@@ -80,6 +80,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="decay length of the weight map in mm (default 50)")
     r.add_argument("--weight-spacing-mm", type=float, default=1.0, metavar="MM",
                    help="pixel size along --weight-axis in mm (default 1)")
+    f = p.add_argument_group("breathing B0 and receive coils (docs/realism.md; defaults: none, "
+                             "one ideal coil, as the seed)")
+    f.add_argument("--b0", type=float, default=0.0, metavar="HZ",
+                   help="peak breathing-induced off-resonance in Hz (e.g. 5 near the lungs at 3T)")
+    f.add_argument("--field-map", choices=("lungs",),
+                   help="spatial field map: 1 at the lungs' edges, decaying along the spine "
+                   "(needs --motion-states); default: the same off-resonance everywhere")
+    f.add_argument("--field-lungs", type=float, nargs=2, default=(0.5, 0.78),
+                   metavar=("LOW", "HIGH"),
+                   help="the lungs' edges as fractions of --field-axis (default: phantom v2's)")
+    f.add_argument("--field-axis", type=int, default=1, choices=(0, 1),
+                   help="0: rows, 1: columns (default, the readout along the spine)")
+    f.add_argument("--field-decay-mm", type=float, default=60.0, metavar="MM")
+    f.add_argument("--field-spacing-mm", type=float, default=1.0, metavar="MM",
+                   help="pixel size along --field-axis in mm (default 1)")
+    f.add_argument("--bandwidth", type=float, metavar="HZ_PER_PX",
+                   help="readout bandwidth: the off-resonance also shifts each line along the "
+                   "readout by b0 r f / bandwidth px")
+    f.add_argument("--coils", type=int, default=0, metavar="C",
+                   help="C receive coils (analytic maps, needs --motion-states); the NIfTI holds "
+                   "their root-sum-of-squares image")
+    f.add_argument("--coil-correlation", type=float, default=0.0, metavar="RHO",
+                   help="noise correlation between every pair of coils, in [0, 1)")
     return p
 
 
@@ -93,13 +116,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_compilation_cache()
 
         from kmri_jax import sim
-        from kmri_jax.train.corruption import WeightMap
+        from kmri_jax.tasks.errors import TaskError
+        from kmri_jax.train.corruption import Coils, FieldMap, WeightMap
 
         params = simulate.SimParams(args.amplitude, args.rate, args.acceleration, args.snr,
-                                    args.amplitude_pe, args.rotation)
+                                    args.amplitude_pe, args.rotation, args.b0)
         acquisition = sim.CorruptOptions(
             ordering=args.ordering, echo_train_length=args.etl, echo_spacing=args.echo_spacing,
-            time_acquired_only=args.time_acquired_only, motion_states=args.motion_states)
+            time_acquired_only=args.time_acquired_only, motion_states=args.motion_states,
+            readout_bandwidth_hz_per_px=args.bandwidth)
+        if args.coils < 0 or not 0 <= args.coil_correlation < 1:
+            raise TaskError(f"--coils must be >= 0 and --coil-correlation in [0, 1); got "
+                            f"{args.coils} and {args.coil_correlation:g}")
+        if args.coil_correlation and not args.coils:
+            raise TaskError("--coil-correlation needs --coils C")
+        if args.bandwidth is not None and not (args.bandwidth > 0):
+            raise TaskError(f"--bandwidth must be > 0 Hz per pixel; got {args.bandwidth:g}")
+        field_map = None if args.field_map is None else FieldMap(
+            lungs=tuple(args.field_lungs), axis=args.field_axis,
+            decay_mm=args.field_decay_mm, spacing_mm=args.field_spacing_mm)
+        coils = Coils(args.coils, args.coil_correlation) if args.coils else None
         weight_map = None if args.weight_reference is None else WeightMap(
             reference=args.weight_reference, axis=args.weight_axis,
             decay_mm=args.weight_decay_mm, spacing_mm=args.weight_spacing_mm)
@@ -108,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tr=args.tr, te=args.te, seed=args.seed, axis=args.axis, batch_size=args.batch_size,
             center_fraction=args.center_fraction, save_kspace_files=args.save_kspace,
             save_trace=args.save_trace, preview=args.preview, output_dtype=args.dtype,
-            pattern=args.pattern, acquisition=acquisition, weight_map=weight_map)
+            pattern=args.pattern, acquisition=acquisition, weight_map=weight_map,
+            field_map=field_map, coils=coils)
         print(f"{PROG}: wrote {len(done)} corrupted volume(s)"
               + (f" under {args.output}" if len(done) > 1 else f": {done[0].output}"))
 

@@ -70,7 +70,8 @@ def simulation_preview(path: str | os.PathLike[str], slices: np.ndarray, corrupt
     ax.scatter(t[~mask], disp[~mask], s=5, color="0.75", label="skipped", zorder=2)
     extra = []
     for name, label, unit in (("displacement_pe", "phase-encode displacement", "px"),
-                              ("rotation_deg", "rotation", "deg")):
+                              ("rotation_deg", "rotation", "deg"),
+                              ("off_resonance_hz", "off-resonance", "Hz")):
         values = getattr(corrupted, name, None)
         if values is not None and np.any(np.asarray(values[i]) != 0):
             ax.plot(t[order], np.asarray(values[i])[order], lw=0.8, label=f"{label} ({unit})")

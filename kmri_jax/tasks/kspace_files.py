@@ -28,7 +28,10 @@ def _header_bytes(image: nib.Nifti1Image) -> np.ndarray:
 
 def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image: nib.Nifti1Image,
                 axis: int, slice_indices: np.ndarray, params: SimParams, tr: float, te: float,
-                method: str, seed: int, volume_index: int, combination: int = -1) -> Path:
+                method: str, seed: int, volume_index: int, combination: int = -1,
+                coil_maps: np.ndarray | None = None, noise_covariance: np.ndarray | None = None,
+                field_map: np.ndarray | None = None,
+                readout_bandwidth_hz_per_px: float | None = None) -> Path:
     """Write one ``.npz`` (atomically): the k-space and everything needed to undo or reuse it.
 
     Keys: ``kspace`` (corrupted) and ``clean`` ``[n, ny, nx] complex64``; ``mask [n, ny] bool``
@@ -37,11 +40,33 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
     times: every slice's unless lines were timed over the acquired ones only); ``slice_index [n] int32``; ``axis``; ``volume_shape [3]``; ``affine [4, 4]``;
     ``nifti_header`` (the input's raw header bytes, uint8); scalars ``amplitude_px``,
     ``rate_bpm``, ``acceleration``, ``snr_db``, ``tr``, ``te``, ``seed``, ``volume_index``,
-    ``combination`` (-1 outside grid mode) and the string ``method``.
+    ``combination`` (-1 outside grid mode) and the string ``method``. Breathing B0:
+    ``off_resonance_hz [n, ny]`` (``b0_hz * r`` per line, zeros without B0), scalars ``b0_hz``
+    and ``readout_bandwidth_hz_per_px`` (0 = no readout shift), and ``field_map [ny, nx]``
+    when one was used.
+
+    With ``coil_maps`` (``corrupted.kspace``/``clean`` then ``[n, C, ny, nx]``): ``kspace`` and
+    ``clean`` are the adjoint-SENSE combined view ``[n, ny, nx]`` (what the networks and
+    ``kmri-infer`` read), ``coil_kspace`` and ``coil_clean`` ``[n, C, ny, nx]``,
+    ``coil_maps [C, ny, nx]`` and ``noise_covariance [C, C]`` (identity if None).
     """
+    kspace, clean = corrupted.kspace, corrupted.clean
+    coil_arrays = {}
+    if coil_maps is not None:
+        maps = np.asarray(coil_maps, np.complex64)
+        c = maps.shape[0]
+        coil_arrays = {
+            "coil_kspace": np.asarray(kspace, np.complex64),
+            "coil_clean": np.asarray(clean, np.complex64), "coil_maps": maps,
+            "noise_covariance": (np.eye(c, dtype=np.complex64) if noise_covariance is None
+                                 else np.asarray(noise_covariance, np.complex64))}
+        kspace = np.asarray(sim.coils.combined_kspace(kspace, maps))
+        clean = np.asarray(sim.coils.combined_kspace(clean, maps))
+    if field_map is not None:
+        coil_arrays["field_map"] = np.asarray(field_map, np.float32)
     arrays = {
-        "kspace": corrupted.kspace.astype(np.complex64),
-        "clean": corrupted.clean.astype(np.complex64),
+        "kspace": kspace.astype(np.complex64),
+        "clean": clean.astype(np.complex64),
         "mask": corrupted.mask.astype(bool),
         "trace": corrupted.trace.astype(np.float32),
         "displacement": corrupted.displacement.astype(np.float32),
@@ -49,6 +74,9 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
         "times": _times(corrupted, tr, te),
         "displacement_pe": _or_zeros(corrupted.displacement_pe, corrupted.displacement),
         "rotation_deg": _or_zeros(corrupted.rotation_deg, corrupted.displacement),
+        "off_resonance_hz": _or_zeros(corrupted.off_resonance_hz, corrupted.displacement),
+        "b0_hz": np.float32(params.b0_hz),
+        "readout_bandwidth_hz_per_px": np.float32(readout_bandwidth_hz_per_px or 0.0),
         "slice_index": np.asarray(slice_indices, np.int32),
         "axis": np.int32(axis),
         "volume_shape": np.asarray(image.shape[:3], np.int64),
@@ -59,6 +87,7 @@ def save_kspace(path: str | os.PathLike[str], corrupted: sim.Corrupted, *, image
         "tr": np.float32(tr), "te": np.float32(te), "seed": np.int64(seed),
         "volume_index": np.int32(volume_index), "combination": np.int32(combination),
         "method": np.asarray(method),
+        **coil_arrays,
     }
     path = Path(path)
     with volumes.atomic_output(path) as tmp:
@@ -117,20 +146,21 @@ def _or_zeros(values, like) -> np.ndarray:
 def save_trace_csv(path: str | os.PathLike[str], corrupted: sim.Corrupted,
                    slice_indices: np.ndarray, tr: float, te: float) -> Path:
     """CSV, one row per (slice, line): slice, line, time_s, trace, displacement_px, acquired,
-    displacement_pe_px, rotation_deg."""
+    displacement_pe_px, rotation_deg, off_resonance_hz."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["slice", "line", "time_s", "trace", "displacement_px", "acquired",
-                "displacement_pe_px", "rotation_deg"])
+                "displacement_pe_px", "rotation_deg", "off_resonance_hz"])
     ny = corrupted.trace.shape[1]
     times = _times(corrupted, tr, te)
     pe = _or_zeros(corrupted.displacement_pe, corrupted.displacement)
     rot = _or_zeros(corrupted.rotation_deg, corrupted.displacement)
+    b0 = _or_zeros(corrupted.off_resonance_hz, corrupted.displacement)
     for i, s in enumerate(slice_indices):
         for ky in range(ny):
             w.writerow([int(s), ky, f"{times[i, ky]:.6g}", f"{corrupted.trace[i, ky]:.6g}",
                         f"{corrupted.displacement[i, ky]:.6g}", int(corrupted.mask[i, ky]),
-                        f"{pe[i, ky]:.6g}", f"{rot[i, ky]:.6g}"])
+                        f"{pe[i, ky]:.6g}", f"{rot[i, ky]:.6g}", f"{b0[i, ky]:.6g}"])
     with volumes.atomic_output(path) as tmp:
         tmp.write_text(buf.getvalue())
     return Path(path)

@@ -39,7 +39,7 @@ from kmri_jax.tasks import volumes
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.tasks.inputs import VolumeInput, check_timing, find_inputs
 from kmri_jax.tasks.kspace_files import save_kspace, save_trace_csv
-from kmri_jax.train.corruption import WeightMap
+from kmri_jax.train.corruption import Coils, FieldMap, WeightMap
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ _RANGES = {
     "snr_db": (-20.0, 100.0, "dB"),
     "amplitude_pe_px": (-100.0, 100.0, "px"),
     "rotation_deg": (-45.0, 45.0, "degrees"),
+    "b0_hz": (-1000.0, 1000.0, "Hz"),
 }
 
 
@@ -69,11 +70,13 @@ class SimParams:
     snr_db: float = 20.0
     amplitude_pe_px: float = 0.0
     rotation_deg: float = 0.0
+    b0_hz: float = 0.0
 
     @property
     def tag(self) -> str:
         extra = (f"_Ape{self.amplitude_pe_px:g}" if self.amplitude_pe_px else "") + (
-            f"_rot{self.rotation_deg:g}" if self.rotation_deg else "")
+            f"_rot{self.rotation_deg:g}" if self.rotation_deg else "") + (
+            f"_B0_{self.b0_hz:g}Hz" if self.b0_hz else "")
         return (f"A{self.amplitude_px:g}_f{self.rate_bpm:g}_R{self.acceleration:g}"
                 f"_SNR{self.snr_db:g}{extra}")
 
@@ -82,7 +85,7 @@ def check_params(p: SimParams) -> None:
     """Raise :class:`TaskError` naming the option for a value out of its accepted range."""
     flags = {"amplitude_px": "--amplitude", "rate_bpm": "--rate", "acceleration":
              "--acceleration", "snr_db": "--snr", "amplitude_pe_px": "--amplitude-pe",
-             "rotation_deg": "--rotation"}
+             "rotation_deg": "--rotation", "b0_hz": "--b0"}
     for field, (low, high, unit) in _RANGES.items():
         value = getattr(p, field)
         if not (math.isfinite(value) and low <= value <= high):
@@ -98,10 +101,10 @@ def grid_tag(combination: int) -> str:
 
 
 def grid_sim_params(combination: int, like: SimParams = SimParams()) -> SimParams:
-    """The seed grid's (A, f, R, SNR) of ``combination``, with ``like``'s 2-D motion peaks."""
+    """The seed grid's (A, f, R, SNR) of ``combination``, with ``like``'s 2-D motion and B0."""
     p = sim.grid_params(np.int32(combination))
     return SimParams(float(p.amplitude_px), float(p.rate_bpm), float(p.acceleration),
-                     float(p.snr_db), like.amplitude_pe_px, like.rotation_deg)
+                     float(p.snr_db), like.amplitude_pe_px, like.rotation_deg, like.b0_hz)
 
 
 # -- the device part -------------------------------------------------------------------------
@@ -111,18 +114,22 @@ def grid_sim_params(combination: int, like: SimParams = SimParams()) -> SimParam
 def _batched_corrupt(options: sim.CorruptOptions):
     """``jit(vmap(corrupt))`` with these options; compiled once per batch shape."""
     kwargs = options.kwargs()
-    return jax.jit(jax.vmap(lambda key, image, params, weight: sim.corrupt(
-        key, image, params, weight, **kwargs), in_axes=(0, 0, 0, None)))
+    return jax.jit(jax.vmap(lambda key, image, params, arrays: sim.corrupt(
+        key, image, params, *arrays, **kwargs), in_axes=(0, 0, 0, None)))
 
 
 def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr: float,
                    te: float, options: sim.CorruptOptions = sim.CorruptOptions(),
-                   weight_map: WeightMap | None = None, batch_size: int = 16) -> sim.Corrupted:
-    """Corrupt ``images [n, ny, nx]`` float32 with one key each, in device batches
-    (``weight_map``: a distance-weighted displacement, built for the slice shape).
+                   weight_map: WeightMap | None = None, field_map: FieldMap | None = None,
+                   coils: Coils | None = None, batch_size: int = 16) -> sim.Corrupted:
+    """Corrupt ``images [n, ny, nx]`` float32 with one key each, in device batches.
+
+    ``weight_map``: a distance-weighted displacement; ``field_map``: a spatial B0 map;
+    ``coils``: receive coils (all built for the slice shape).
 
     Returns:
-      :class:`kmri_jax.sim.Corrupted` of numpy arrays with a leading ``[n]`` axis.
+      :class:`kmri_jax.sim.Corrupted` of numpy arrays with a leading ``[n]`` axis; with coils,
+      ``kspace`` and ``clean`` are ``[n, C, ny, nx]``.
     """
     if options.method not in METHODS:
         raise TaskError(f"--method must be one of {', '.join(METHODS)}; got {options.method!r}")
@@ -131,14 +138,22 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
     scalar = sim.CorruptionParams(params.amplitude_px, params.rate_bpm, params.acceleration,
                                   params.snr_db, tr=tr, te=te,
                                   amplitude_pe_px=params.amplitude_pe_px,
-                                  rotation_deg=params.rotation_deg)
-    weight = None if weight_map is None else weight_map.build(images.shape[1:])
+                                  rotation_deg=params.rotation_deg, b0_hz=params.b0_hz)
+    shape = images.shape[1:]
+    arrays = (None if weight_map is None else weight_map.build(shape),
+              None if field_map is None else field_map.build(shape),
+              None if coils is None else coils.maps(shape),
+              None if coils is None else coils.covariance())
     try:
         sim.check_image(images, batched=True)
         sim.check_params(scalar)
         sim.validation.check_motion_options(images.shape, params=scalar,
                                             motion_states=options.motion_states,
-                                            weight_map=weight)
+                                            weight_map=arrays[0])
+        sim.validation.check_field_and_coils(
+            images.shape, motion_states=options.motion_states, field_map=arrays[1],
+            coil_maps=arrays[2], noise_covariance=arrays[3],
+            readout_bandwidth_hz_per_px=options.readout_bandwidth_hz_per_px)
         if options.method == "breathmetrics":
             last_line = np.asarray([sim.timing.scan_duration(
                 images.shape[1], tr=tr, te=te, echo_train_length=options.echo_train_length,
@@ -154,7 +169,7 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
     parts = []
     for start in range(0, n, batch):
         idx = np.minimum(np.arange(start, start + batch), n - 1)
-        out = fn(keys[idx], jnp.asarray(images[idx]), p, weight)
+        out = fn(keys[idx], jnp.asarray(images[idx]), p, arrays)
         keep = min(batch, n - start)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[:keep], out))
     return sim.Corrupted(*(np.concatenate(leaves) for leaves in zip(*parts)))
@@ -201,7 +216,8 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
              save_trace: bool = False, preview: str | os.PathLike[str] | None = None,
              output_dtype: str = "input", pattern: str | None = None,
              acquisition: sim.CorruptOptions | None = None,
-             weight_map: WeightMap | None = None) -> list[SimulatedVolume]:
+             weight_map: WeightMap | None = None, field_map: FieldMap | None = None,
+             coils: Coils | None = None) -> list[SimulatedVolume]:
     """Corrupt every input volume and write the results (see ``kmri-simulate --help``).
 
     Output naming: one input file and one parameter set: ``output`` is the ``.nii[.gz]`` file.
@@ -211,7 +227,11 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
     ``<name>_kspace.npz`` (``save_kspace_files``) and ``<name>_trace.csv`` (``save_trace``).
     ``preview`` (PNG) shows the first volume's first job. ``acquisition``: the simulator's
     timing and motion-state options (its ``method``/``center_fraction`` are replaced by the
-    arguments of those names); ``weight_map``: a distance-weighted displacement.
+    arguments of those names); ``weight_map``: a distance-weighted displacement;
+    ``field_map``: a spatial B0 map (off-resonance peak ``params.b0_hz``); ``coils``: receive
+    coils. With coils the NIfTI holds the root-sum-of-squares image of the corrupted coil
+    k-space, and the k-space file the adjoint-SENSE combined k-space beside the coil data
+    (:func:`~kmri_jax.tasks.kspace_files.save_kspace`).
 
     Everything is checked (parameters, timing, every volume readable and 3-D) before the first
     file is written; each file is written atomically.
@@ -264,12 +284,23 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
         try:
             scalar = sim.CorruptionParams(1.0, 15.0, 1.0, 20.0,
                                           rotation_deg=params.rotation_deg)
+            shape = slices.shape[1:]
             sim.validation.check_motion_options(
                 slices.shape, params=scalar, motion_states=options.motion_states,
-                weight_map=None if weight_map is None else weight_map.build(slices.shape[1:]))
+                weight_map=None if weight_map is None else weight_map.build(shape))
+            sim.validation.check_field_and_coils(
+                slices.shape, motion_states=options.motion_states,
+                field_map=None if field_map is None else field_map.build(shape),
+                coil_maps=None if coils is None else coils.maps(shape),
+                noise_covariance=None if coils is None else coils.covariance(),
+                readout_bandwidth_hz_per_px=options.readout_bandwidth_hz_per_px)
         except ValueError as e:
-            raise TaskError(f"{v.path}: {e.args[0].replace('motion_states=K', '--motion-states K')}"
-                            ) from None
+            message = e.args[0]
+            for api, flag in (("motion_states=K", "--motion-states K"),
+                              ("field_map=None", "no --field-map"),
+                              ("a spatial field_map", "a spatial field map (--field-map)")):
+                message = message.replace(api, flag)
+            raise TaskError(f"{v.path}: {message}") from None
         loaded[v.index] = (slices, image)
 
     results = []
@@ -281,31 +312,51 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
         keys = sim.sample_keys(jax.random.key(seed), v.index, idx, None if c < 0 else c)
         try:
             corrupted = corrupt_slices(keys, slices, p, tr=v.tr, te=v.te, options=options,
-                                       weight_map=weight_map, batch_size=batch_size)
+                                       weight_map=weight_map, field_map=field_map, coils=coils,
+                                       batch_size=batch_size)
         except TaskError as e:
             raise TaskError(f"{v.path}: {e}") from None
-        corrupted_volume = volumes.from_slices(np.asarray(sim.magnitude_image(corrupted.kspace)),
-                                               axis)
+        maps = None if coils is None else coils.maps(slices.shape[1:])
+        if maps is None:
+            magnitude = np.asarray(sim.magnitude_image(corrupted.kspace))
+        else:
+            magnitude = np.asarray(sim.coil_combine(jnp.asarray(corrupted.kspace)))  # RSS
+        corrupted_volume = volumes.from_slices(magnitude, axis)
         volumes.write_volume_like(out_path, corrupted_volume, image, dtype=output_dtype)
         k_file = t_file = None
         if save_kspace_files:
             k_file = save_kspace(_companion(out_path, "kspace", ".npz"), corrupted, image=image,
                                  axis=axis, slice_indices=idx, params=p, tr=v.tr, te=v.te,
-                                 method=method, seed=seed, volume_index=v.index, combination=c)
+                                 method=method, seed=seed, volume_index=v.index, combination=c,
+                                 coil_maps=maps,
+                                 noise_covariance=None if coils is None else coils.covariance(),
+                                 field_map=None if field_map is None
+                                 else field_map.build(slices.shape[1:]),
+                                 readout_bandwidth_hz_per_px=options.readout_bandwidth_hz_per_px)
         if save_trace:
             t_file = save_trace_csv(_companion(out_path, "trace", ".csv"), corrupted, idx,
                                     v.tr, v.te)
         if preview is not None and not shown:
             from kmri_jax.tasks import figures
 
-            figures.simulation_preview(preview, slices, corrupted, tr=v.tr, te=v.te, params=p,
-                                       title=f"{v.relative} ({p.tag}, {method})")
+            view = corrupted if maps is None else _combined_view(corrupted, maps)
+            receive = "" if coils is None else f", {coils.n_coils} coils (adjoint-SENSE view)"
+            figures.simulation_preview(preview, slices, view, tr=v.tr, te=v.te, params=p,
+                                       title=f"{v.relative} ({p.tag}, {method}{receive})")
             shown = True
         log.info("wrote %s", out_path)
         results.append(SimulatedVolume(v, p, c, out_path, k_file, t_file))
     if grid:
         _write_grid_table(output / "grid.json")
     return results
+
+
+def _combined_view(corrupted: sim.Corrupted, maps: np.ndarray) -> sim.Corrupted:
+    """Coil k-space ``[n, C, ny, nx]`` -> the adjoint-SENSE combined k-space ``[n, ny, nx]``."""
+    def combine(k: np.ndarray) -> np.ndarray:
+        return np.asarray(sim.coils.combined_kspace(jnp.asarray(k), jnp.asarray(maps)))
+
+    return corrupted._replace(kspace=combine(corrupted.kspace), clean=combine(corrupted.clean))
 
 
 def _write_grid_table(path: Path) -> None:

@@ -153,8 +153,54 @@ def test_realism_flags_reach_the_simulator(tmp_path, volume_file, capsys):
     np.testing.assert_allclose(z["times"][2], np.asarray(ref.times), atol=1e-5)
     np.testing.assert_allclose(z["rotation_deg"][2], np.asarray(ref.rotation_deg), atol=1e-5)
     rows = (tmp_path / "out" / "tse_trace.csv").read_text().splitlines()
-    assert rows[0].endswith("displacement_pe_px,rotation_deg")
+    assert rows[0].endswith("displacement_pe_px,rotation_deg,off_resonance_hz")
     # without motion states a rotation is one clear error and nothing is written
     bad = tmp_path / "bad" / "x.nii.gz"
     rc, cap = _run(["--input", volume_file, "--output", bad, "--rotation", 3], capsys)
+    assert rc == 1 and "--motion-states" in cap.err and not bad.parent.exists()
+
+
+def test_b0_and_coil_flags_reach_the_simulator(tmp_path, volume_file, capsys):
+    """--b0/--field-map/--bandwidth/--coils: the coil k-space equals sim.corrupt called
+    directly; the file's single-coil view and the NIfTI (RSS) equal numpy combinations."""
+    out = tmp_path / "out" / "coils.nii.gz"
+    flags = ["--b0", 8, "--field-map", "lungs", "--field-lungs", 0.4, 0.7, "--bandwidth", 150,
+             "--coils", 4, "--coil-correlation", 0.2, "--motion-states", 4]
+    rc, cap = _run(["--input", volume_file, "--output", out, "-A", 3, "-f", 14, "-R", 2,
+                    "--snr", 25, "--seed", 3, "--save-kspace", "--save-trace", "--dtype",
+                    "float32", "--preview", tmp_path / "out" / "p.png", *flags], capsys)
+    assert rc == 0, cap.err
+    z = np.load(tmp_path / "out" / "coils_kspace.npz")
+    sidecar = json.loads(volume_file.with_name("sub-01_T2w.json").read_text())
+    params = sim.CorruptionParams(3.0, 14.0, 2.0, 25.0, tr=sidecar["RepetitionTime"],
+                                  te=sidecar["EchoTime"], b0_hz=8.0)
+    slices = nib.load(volume_file).get_fdata(dtype=np.float32)
+    shape = slices.shape[1:]
+    field = sim.breathing_field_map(shape, lung_px=(0.4 * (shape[1] - 1), 0.7 * (shape[1] - 1)))
+    maps = sim.coil_maps(shape, n_coils=4)
+    cov = 0.8 * np.eye(4) + 0.2 * np.ones((4, 4))
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(3), 0), 2)
+    ref = sim.corrupt(key, slices[2], params, None, field, maps, cov.astype(np.complex64),
+                      motion_states=4, readout_bandwidth_hz_per_px=150.0)
+    scale = np.abs(ref.clean).max()
+    assert z["coil_kspace"].shape == (slices.shape[0], 4, *shape)
+    np.testing.assert_allclose(z["coil_kspace"][2], np.asarray(ref.kspace), rtol=1e-4,
+                               atol=1e-4 * scale)
+    np.testing.assert_allclose(z["coil_maps"], maps, atol=1e-6)
+    np.testing.assert_allclose(z["noise_covariance"], cov, atol=1e-6)
+    np.testing.assert_allclose(z["field_map"], field, atol=1e-6)
+    np.testing.assert_allclose(z["off_resonance_hz"][2], np.asarray(ref.off_resonance_hz),
+                               atol=1e-4)
+    assert float(z["b0_hz"]) == 8.0 and float(z["readout_bandwidth_hz_per_px"]) == 150.0
+    # numpy: coil images, adjoint SENSE sum_c conj(S_c) x_c, root-sum-of-squares.
+    coil_images = np.fft.ifft2(np.fft.ifftshift(z["coil_kspace"], axes=(-2, -1)))
+    sense = np.sum(np.conj(maps)[None] * coil_images, axis=1)
+    np.testing.assert_allclose(z["kspace"], np.fft.fftshift(np.fft.fft2(sense), axes=(-2, -1)),
+                               atol=1e-4 * scale)
+    rss = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=1))
+    np.testing.assert_allclose(nib.load(out).get_fdata(), rss, rtol=1e-4,
+                               atol=1e-5 * rss.max())
+    # without motion states, coils are one clear error naming the flag, and nothing is written
+    bad = tmp_path / "bad" / "x.nii.gz"
+    rc, cap = _run(["--input", volume_file, "--output", bad, "--coils", 4], capsys)
     assert rc == 1 and "--motion-states" in cap.err and not bad.parent.exists()
