@@ -19,6 +19,7 @@ from kmri_jax import data as kdata
 from kmri_jax import sim
 from kmri_jax.config import ConfigValueError
 from kmri_jax.train import evaluation, monitoring, profiling, runtime, sharding
+from kmri_jax.train.augment import check_augment
 from kmri_jax.train.checkpointing import Checkpointer, abstract_like
 from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.divergence import DivergenceWatch
@@ -138,6 +139,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
     corruption = Corruption.from_config(config)  # Config errors before any work.
     network = Network.from_config(config)
     loss_fn = loss_from_config(tc)
+    augment = check_augment(config)
     eval_combos = eval_combinations(ec.combinations, corruption)
     baselines = eval_baselines(ec.baselines)
 
@@ -164,7 +166,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
         make_train_step(
             defs, tx, loss_fn=loss_fn, corruption=corruption, network=network,
             fixed_root=jax.random.fold_in(jax.random.key(config.seed), _FIXED_STREAM),
-            schedule=schedule,
+            schedule=schedule, augment=augment,
         ),
         donate_argnums=0,
     )
