@@ -161,9 +161,10 @@ class UNet(nnx.Module):
       resample: ``"einsum"`` (default; reshape-max pooling and einsum up-sampling, fastest on
         XLA:CPU) or ``"lax"`` (``nnx.max_pool`` and ``lax.conv_transpose``); same parameters,
         same function.
-      residual: predict a correction added to the input, ``x + UNet(x)`` (needs
-        ``in_channels == out_channels``); the output convolution's kernel starts at zero, so
-        the untrained network returns its input unchanged. False: the seed's plain U-Net.
+      residual: predict a correction added to the input's first ``out_channels`` channels,
+        ``x[:, :out] + UNet(x)`` (needs ``in_channels >= out_channels``; further channels are
+        side information, e.g. coils); the output convolution's kernel starts at zero, so
+        the untrained network returns those channels unchanged. False: the seed's plain U-Net.
       remat: rematerialise each ConvBlock (``nnx.remat``): its activations are recomputed in
         the backward pass instead of kept, trading FLOPs for memory. Same function, same
         parameters, same gradients.
@@ -184,8 +185,8 @@ class UNet(nnx.Module):
     ) -> None:
         if resample not in ("einsum", "lax"):
             raise ValueError(f"UNet: resample must be 'einsum' or 'lax', got {resample!r}")
-        if residual and in_channels != out_channels:
-            raise ValueError(f"UNet: residual needs in_channels == out_channels, got "
+        if residual and in_channels < out_channels:
+            raise ValueError(f"UNet: residual needs in_channels >= out_channels, got "
                              f"{in_channels} and {out_channels}")
         c = base_channels
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -205,6 +206,7 @@ class UNet(nnx.Module):
         self.residual = residual
         self.remat = remat
         self.in_channels = in_channels
+        self.out_channels = out_channels
         self.dtype = dtype
         self.resample = resample
 
@@ -230,7 +232,7 @@ class UNet(nnx.Module):
         y = self.out_conv(y)
 
         y = jnp.transpose(y[:, :h, :w, :], (0, 3, 1, 2)).astype(out_dtype)
-        return inputs + y if self.residual else y
+        return inputs[:, :self.out_channels] + y if self.residual else y
 
 
 def _run_block(block: ConvBlock, x: jax.Array) -> jax.Array:

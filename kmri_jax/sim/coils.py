@@ -109,6 +109,15 @@ def combined_kspace(kspace: jax.Array, maps: jax.Array) -> jax.Array:
     return image_to_kspace(coil_combine(kspace, maps=maps))
 
 
+def combined_view(corrupted, maps: jax.Array):
+    """A coil :class:`~kmri_jax.sim.Corrupted` (``kspace``/``clean`` ``[..., C, ny, nx]``) as
+    its single-coil view: ``kspace`` and ``clean`` the :func:`combined_kspace` with ``maps``
+    (``[..., ny, nx]``), the corrupted coil k-space kept as ``coil_kspace``."""
+    return corrupted._replace(kspace=combined_kspace(corrupted.kspace, maps),
+                              clean=combined_kspace(corrupted.clean, maps),
+                              coil_kspace=corrupted.kspace)
+
+
 def coil_noise_sigma(kspace: jax.Array, mask: jax.Array, maps: jax.Array, *,
                      snr_db: jax.typing.ArrayLike) -> jax.Array:
     """``sigma`` of the coil noise for a target SNR of the combined image (module docstring).

@@ -108,6 +108,9 @@ class Corrupted(NamedTuple):
       rotation_deg: ``[ny]`` float32 in-plane rotation of each line, degrees.
       times: ``[ny]`` float32 acquisition time of each line, seconds (:func:`line_times`).
       off_resonance_hz: ``[ny]`` float32 off-resonance of each line, ``b0_hz * r``, Hz.
+      coil_kspace: None from :func:`corrupt`; ``[C, ny, nx]`` corrupted coil k-space when
+        ``kspace``/``clean`` are the combined single-coil view
+        (:func:`kmri_jax.sim.coils.combined_view`).
     """
 
     kspace: jax.Array
@@ -119,6 +122,7 @@ class Corrupted(NamedTuple):
     rotation_deg: jax.Array | None = None
     times: jax.Array | None = None
     off_resonance_hz: jax.Array | None = None
+    coil_kspace: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,6 +44,7 @@ from kmri_jax.data.preprocess import crop_or_pad
 from kmri_jax.tasks import inputs, kspace_files, model_io, simulate, volumes
 from kmri_jax.tasks.errors import TaskError
 from kmri_jax.train import metrics as tmetrics
+from kmri_jax.train.corruption import Coils
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ def _fit(slices: np.ndarray, shape: tuple[int, int], fit: str, what: str
 
 def _run_network(model: model_io.LoadedModel, kspace: np.ndarray, mask: np.ndarray,
                  clean: np.ndarray | None, scale: np.ndarray, valid: tuple[int, int],
-                 batch_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Corrected k-space ``[n, ny, nx] complex64`` and per-slice metrics (when ``clean``)."""
+                 batch_size: int, coil_kspace: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Corrected k-space ``[n, ny, nx] complex64`` and per-slice metrics (when ``clean``);
+    ``coil_kspace [n, C, ny, nx]`` for a network that reads coils."""
     predict = model.predictor()
     metric_fn = jax.jit(tmetrics.image_metrics)
     n = kspace.shape[0]
@@ -102,7 +105,8 @@ def _run_network(model: model_io.LoadedModel, kspace: np.ndarray, mask: np.ndarr
         keep = min(b, n - start)
         s = scale[idx][:, None, None, None]
         x = np.asarray(sim.to_channels(kspace[idx])) / s
-        y = np.asarray(predict(kspace[idx], mask[idx], scale[idx]))
+        y = np.asarray(predict(kspace[idx], mask[idx], scale[idx],
+                               None if coil_kspace is None else coil_kspace[idx]))
         out[start:start + keep] = (np.asarray(sim.from_channels(y)) * s[:, 0])[:keep]
         if clean is not None:
             target = np.asarray(sim.to_channels(clean[idx])) / s
@@ -168,11 +172,20 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
         fitted, valid, offsets = _fit(slices, shape, fit, os.fspath(v.path))
         slice_index = np.arange(slices.shape[0])
         keys = sim.sample_keys(jax.random.key(seed), 0, slice_index)
-        options = sim.CorruptOptions(method=method or str(cfg.corruption.method),
-                                     center_fraction=float(cfg.corruption.center_fraction))
+        coils = Coils(int(cfg.corruption.coils), float(cfg.corruption.coil_correlation)) \
+            if model.reads_coils else None
+        options = sim.CorruptOptions(
+            method=method or str(cfg.corruption.method),
+            center_fraction=float(cfg.corruption.center_fraction),
+            motion_states=int(cfg.corruption.motion_states) if coils else 0)
         corrupted = simulate.corrupt_slices(keys, fitted, params, tr=v.tr, te=v.te,
-                                            options=options, batch_size=batch_size)
+                                            options=options, coils=coils,
+                                            batch_size=batch_size)
+        if coils is not None:  # the combined view, coils beside it, as the model was trained
+            corrupted = jax.tree.map(np.asarray, sim.coils.combined_view(
+                corrupted, coils.maps(shape)))
         k_bad, k_clean, mask = corrupted.kspace, corrupted.clean, corrupted.mask
+        coil_kspace = corrupted.coil_kspace
         volume_shape = slices.shape
         source = f"{v.relative}, simulated {params.tag}"
     else:
@@ -184,6 +197,15 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
                             f"{shape[0]}x{shape[1]}; simulate at the training size (k-space "
                             "cannot be padded without changing its corruption)")
         k_clean = kdata["clean"].astype(np.complex64) if "clean" in kdata else None
+        coil_kspace = kdata.get("coil_kspace")
+        if model.reads_coils and (coil_kspace is None or coil_kspace.shape[1]
+                                  != int(cfg.corruption.coils)):
+            raise TaskError(f"{os.fspath(kspace_path)}: this model reads "
+                            f"{int(cfg.corruption.coils)} coils (model.input='coils'); write "
+                            f"the file with kmri-simulate --coils {int(cfg.corruption.coils)} "
+                            "--motion-states K --save-kspace")
+        if not model.reads_coils:
+            coil_kspace = None
         mask = (kdata["mask"].astype(bool) if "mask" in kdata
                 else np.any(np.abs(k_bad) > 0, axis=-1))  # lines not acquired are zero
         image = kspace_files.image_from_kspace_file(kdata)
@@ -205,7 +227,8 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
                                          and trained_clean)
     scale = model_io.scale_of(k_clean if use_clean else k_bad)
 
-    k_fixed, found = _run_network(model, k_bad, mask, k_clean, scale, valid, batch_size)
+    k_fixed, found = _run_network(model, k_bad, mask, k_clean, scale, valid, batch_size,
+                                  coil_kspace)
     corrected = np.asarray(sim.magnitude_image(k_fixed))
     bad_img = np.asarray(sim.magnitude_image(k_bad))
     truth = np.asarray(sim.magnitude_image(k_clean)) if k_clean is not None else None

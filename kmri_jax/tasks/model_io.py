@@ -48,23 +48,31 @@ class LoadedModel:
         """The (ny, nx) slice size the model was trained on."""
         return int(self.config.data.ny), int(self.config.data.nx)
 
+    @property
+    def reads_coils(self) -> bool:
+        """Whether the network also reads every coil's k-space (``model.input = "coils"``)."""
+        return self.config.model.get("input", "combined") == "coils"
+
     def predictor(self):
-        """``f(kspace [B, ny, nx] complex64, mask [B, ny] bool, scale [B]) -> [B, 2, ny, nx]``
-        float32 corrected k-space channels divided by ``scale``: the network of the checkpoint's
-        ``model.kind`` (:func:`kmri_jax.train.networks.forward`), jitted, evaluation mode."""
+        """``f(kspace [B, ny, nx] complex64, mask [B, ny] bool, scale [B], coil_kspace=None)
+        -> [B, 2, ny, nx]`` float32 corrected k-space channels divided by ``scale``: the
+        network of the checkpoint's ``model.kind`` (:func:`kmri_jax.train.networks.forward`),
+        jitted, evaluation mode. ``coil_kspace [B, C, ny, nx]``: for a network that reads
+        coils (:attr:`reads_coils`)."""
         defs, params, stats = self.defs, self.state.params, self.state.batch_stats
         kind = str(self.config.model.kind)
         options = dict(self.config.correct)
 
         @jax.jit
-        def run(params, stats, kspace, mask, scale):
+        def run(params, stats, kspace, mask, scale, coil_kspace):
             def bound(fn):
                 return run_model(defs, params, stats, fn, train=False)[0]
 
             return networks.forward(bound, kspace, mask, scale, kind=kind,
-                                    estimate_options=options)[0]
+                                    estimate_options=options, coil_kspace=coil_kspace)[0]
 
-        return lambda kspace, mask, scale: run(params, stats, kspace, mask, scale)
+        return lambda kspace, mask, scale, coil_kspace=None: run(params, stats, kspace, mask,
+                                                                  scale, coil_kspace)
 
 
 def _merge(base: ml_collections.ConfigDict, values: dict[str, Any]) -> None:
@@ -139,7 +147,8 @@ def load_model(path: str | os.PathLike[str], *, step: int | None = None) -> Load
         config = config_from_dict(ckpt.run_config(step))
         try:
             state, defs = create_state(int(config.seed), model_config=config.model,
-                                       tx=_optimizer())
+                                       tx=_optimizer(),
+                                       in_channels=networks.input_channels(config))
         except (TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"the config stored in {step_dir} cannot build a model "
                                   f"({type(e).__name__}: {e}).") from None

@@ -172,7 +172,8 @@ def corrupt_slices(keys: jax.Array, images: np.ndarray, params: SimParams, *, tr
         out = fn(keys[idx], jnp.asarray(images[idx]), p, arrays)
         keep = min(batch, n - start)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[:keep], out))
-    return sim.Corrupted(*(np.concatenate(leaves) for leaves in zip(*parts)))
+    return sim.Corrupted(*(None if leaves[0] is None else np.concatenate(leaves)
+                           for leaves in zip(*parts)))
 
 
 # -- the whole command -----------------------------------------------------------------------
@@ -339,7 +340,8 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
         if preview is not None and not shown:
             from kmri_jax.tasks import figures
 
-            view = corrupted if maps is None else _combined_view(corrupted, maps)
+            view = corrupted if maps is None else jax.tree.map(
+                np.asarray, sim.coils.combined_view(corrupted, maps))
             receive = "" if coils is None else f", {coils.n_coils} coils (adjoint-SENSE view)"
             figures.simulation_preview(preview, slices, view, tr=v.tr, te=v.te, params=p,
                                        title=f"{v.relative} ({p.tag}, {method}{receive})")
@@ -349,14 +351,6 @@ def simulate(input_path: str | os.PathLike[str], output: str | os.PathLike[str],
     if grid:
         _write_grid_table(output / "grid.json")
     return results
-
-
-def _combined_view(corrupted: sim.Corrupted, maps: np.ndarray) -> sim.Corrupted:
-    """Coil k-space ``[n, C, ny, nx]`` -> the adjoint-SENSE combined k-space ``[n, ny, nx]``."""
-    def combine(k: np.ndarray) -> np.ndarray:
-        return np.asarray(sim.coils.combined_kspace(jnp.asarray(k), jnp.asarray(maps)))
-
-    return corrupted._replace(kspace=combine(corrupted.kspace), clean=combine(corrupted.clean))
 
 
 def _write_grid_table(path: Path) -> None:

@@ -52,7 +52,7 @@ _MAX_LISTED_DIFFERENCES = 6
 _TMP_MARK = ".orbax-checkpoint-tmp"
 _SPACE_MARGIN_BYTES = 1 << 20
 
-MODEL_KEYS = ("kind", "residual", "base_channels")
+MODEL_KEYS = ("kind", "residual", "base_channels", "input")
 """``config.model`` keys that change the network's function without changing every shape; a
 checkpoint is only resumed with the values it was trained with."""
 

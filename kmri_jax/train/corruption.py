@@ -191,7 +191,8 @@ class Corruption:
         Returns the vmapped simulator output (leaves ``[B, ...]``) and the parameters used.
         With coils, ``kspace`` and ``clean`` are the single-coil view the networks, the
         corrections and the metrics work on: the k-space of the adjoint-SENSE image with the
-        known maps (:func:`kmri_jax.sim.coils.combined_kspace`), ``[B, ny, nx]``.
+        known maps (:func:`kmri_jax.sim.coils.combined_view`), ``[B, ny, nx]``; the coil
+        k-space is ``coil_kspace`` ``[B, C, ny, nx]`` (``model.input = "coils"`` reads it).
         """
         images = batch["image"]
         batch_size = images.shape[0]
@@ -216,9 +217,7 @@ class Corruption:
         corrupted = jax.vmap(lambda k, x, p: sim.corrupt(
             k, x, p, weight, field, maps, covariance, **options))(keys, images, params)
         if maps is not None:
-            corrupted = corrupted._replace(
-                kspace=sim.coils.combined_kspace(corrupted.kspace, maps),
-                clean=sim.coils.combined_kspace(corrupted.clean, maps))
+            corrupted = sim.coils.combined_view(corrupted, maps)
         return corrupted, params
 
 

@@ -160,7 +160,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
         per_epoch=tc.lr_per_epoch,
     )
     tx = optax.adam(schedule)
-    state, defs = create_state(config.seed, model_config=config.model, tx=tx)
+    state, defs = create_state(config.seed, model_config=config.model, tx=tx,
+                               in_channels=network.in_channels)
     state = sharding.replicate(state, mesh)
     train_step = jax.jit(
         make_train_step(

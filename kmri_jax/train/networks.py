@@ -20,6 +20,12 @@ to reproduce the seed exactly, ``max|K_clean| + 1e-8`` (``"clean"``, ``seed_repl
   vertebra off). Trained end to end: the displacement has a loss of its own against the true
   one (known in simulation), and the image loss reaches the motion network through the exact
   undo; no gradient flows into the search.
+
+With receive coils (``corruption.coils = C``) every kind reads the adjoint-SENSE combined
+k-space (``model.input = "combined"``). ``model.input = "coils"`` (``kspace_unet``,
+``image_unet``) also feeds each coil: the combined channels first (the residual adds to them),
+then ``[Re, Im]`` of every coil's k-space (or zero-filled coil image for ``image_unet``), in
+the same units: ``2 + 2C`` channels in, 2 out.
 """
 
 from __future__ import annotations
@@ -36,6 +42,14 @@ from kmri_jax.config import ConfigValueError
 
 KINDS = ("kspace_unet", "image_unet", "motion_unet")
 INPUT_SCALES = ("corrupted", "clean")
+INPUTS = ("combined", "coils")
+
+
+def input_channels(config: ml_collections.ConfigDict) -> int:
+    """Channels the network reads: 2, or ``2 + 2C`` with ``model.input = "coils"``."""
+    if config.model.get("input", "combined") == "coils":
+        return 2 + 2 * int(config.corruption.coils)
+    return 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +61,16 @@ class Network:
       input_scale: ``"corrupted"`` or ``"clean"`` (see the module doc).
       displacement_weight: weight of the displacement L1 (px) in the loss of ``motion_unet``.
       estimate_options: ``(name, value)`` options of ``correct.estimate_motion``.
+      input: ``"combined"`` or ``"coils"`` (see the module doc).
+      in_channels: channels the network reads (:func:`input_channels`).
     """
 
     kind: str = "kspace_unet"
     input_scale: str = "corrupted"
     displacement_weight: float = 0.0
     estimate_options: tuple[tuple[str, Any], ...] = ()
+    input: str = "combined"
+    in_channels: int = 2
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> Network:
@@ -65,15 +83,25 @@ class Network:
         if m.kind != "kspace_unet" and not m.residual:
             raise ConfigValueError(f"model.kind={m.kind!r} is residual in the image domain; "
                                    "drop --config.model.residual=False")
+        if m.input not in INPUTS:
+            raise ConfigValueError(f"model.input must be one of {INPUTS}, got {m.input!r}")
+        if m.input == "coils" and not config.corruption.coils:
+            raise ConfigValueError("model.input='coils' reads every receive coil: set "
+                                   "corruption.coils to their number (e.g. 8)")
+        if m.input == "coils" and m.kind == "motion_unet":
+            raise ConfigValueError("model.kind='motion_unet' reads the combined k-space: use "
+                                   "model.input='combined' (or kind kspace_unet/image_unet)")
         return cls(kind=m.kind, input_scale=m.input_scale,
                    displacement_weight=float(config.train.displacement_weight),
-                   estimate_options=tuple(sorted(config.correct.items())))
+                   estimate_options=tuple(sorted(config.correct.items())), input=m.input,
+                   in_channels=input_channels(config))
 
     def predict(self, run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted
                 ) -> Prediction:
         """:func:`predict` with this network's kind and input scale."""
         return predict(run, corrupted, kind=self.kind, scale_from=self.input_scale,
-                       estimate_options=dict(self.estimate_options))
+                       estimate_options=dict(self.estimate_options),
+                       coils=self.input == "coils")
 
 
 class Prediction(NamedTuple):
@@ -104,6 +132,16 @@ def channels(kspace: jax.Array, scale: jax.Array) -> jax.Array:
     return (sim.to_channels(kspace) / scale[:, None, None, None]).astype(jnp.float32)
 
 
+def with_coils(first: jax.Array, coils: jax.Array | None, scale: jax.Array) -> jax.Array:
+    """``first [B, 2, ny, nx]`` channels, then ``[Re, Im]`` of each of ``coils [B, C, ny, nx]``
+    divided by ``scale``: ``[B, 2 + 2C, ny, nx]`` (``first`` alone when ``coils`` is None)."""
+    if coils is None:
+        return first
+    b, c, ny, nx = coils.shape
+    parts = (jnp.stack([coils.real, coils.imag], axis=2) / scale[:, None, None, None, None])
+    return jnp.concatenate([first, parts.reshape(b, 2 * c, ny, nx).astype(jnp.float32)], axis=1)
+
+
 def zero_mean(displacement: jax.Array, mask: jax.Array) -> jax.Array:
     """The displacement with zero mean over the acquired lines, 0 elsewhere: ``[B, ny]``."""
     m = mask.astype(displacement.dtype)
@@ -111,12 +149,14 @@ def zero_mean(displacement: jax.Array, mask: jax.Array) -> jax.Array:
     return (displacement - mean) * m
 
 
-def _image_stage(net: Callable[[jax.Array], jax.Array], kspace: jax.Array, scale: jax.Array
-                 ) -> jax.Array:
-    """Zero-filled image -> residual image network -> its k-space, as channels / ``scale``."""
+def _image_stage(net: Callable[[jax.Array], jax.Array], kspace: jax.Array, scale: jax.Array,
+                 coil_kspace: jax.Array | None = None) -> jax.Array:
+    """Zero-filled image (and coil images) -> residual image network -> its k-space, as
+    channels / ``scale``."""
     z = sim.kspace_to_image(kspace)
     m = jnp.max(jnp.abs(z), axis=(-2, -1)) + 1e-8
-    y = net(channels(z, m)).astype(jnp.float32)
+    coil_images = None if coil_kspace is None else sim.kspace_to_image(coil_kspace)
+    y = net(with_coils(channels(z, m), coil_images, m)).astype(jnp.float32)
     corrected = sim.from_channels(y) * m[:, None, None].astype(z.dtype)
     return channels(sim.image_to_kspace(corrected), scale)
 
@@ -143,8 +183,8 @@ def _mirror_rows(ny: int) -> jax.Array:
 
 
 def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask: jax.Array,
-            scale: jax.Array, *, kind: str, estimate_options: dict[str, Any] | None = None
-            ) -> tuple[jax.Array, jax.Array | None]:
+            scale: jax.Array, *, kind: str, estimate_options: dict[str, Any] | None = None,
+            coil_kspace: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
     """The network on corrupted k-space alone (training, evaluation and inference alike).
 
     Args:
@@ -155,15 +195,20 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
       scale: ``[B]`` the input scale ``s``.
       kind: one of :data:`KINDS`.
       estimate_options: options of ``correct.estimate_motion`` (``motion_unet``).
+      coil_kspace: ``[B, C, ny, nx]`` corrupted coil k-space, for a network that reads coils
+        (``model.input = "coils"``); None otherwise.
 
     Returns:
       ``[B, 2, ny, nx]`` float32 predicted k-space channels divided by ``scale``, and the
       predicted displacement ``[B, ny]`` (zero mean over the acquired lines) or None.
     """
     if kind == "kspace_unet":
-        return run(lambda model: model(channels(kspace, scale)).astype(jnp.float32)), None
+        x = with_coils(channels(kspace, scale), coil_kspace, scale)
+        return run(lambda model: model(x).astype(jnp.float32)), None
     if kind == "image_unet":
-        return run(lambda model: _image_stage(model, kspace, scale)), None
+        return run(lambda model: _image_stage(model, kspace, scale, coil_kspace)), None
+    if coil_kspace is not None:
+        raise ValueError(f"model.kind={kind!r} reads the combined k-space only")
     if kind == "motion_unet":
 
         options = estimate_options or {}
@@ -181,13 +226,17 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
 
 
 def predict(run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted, *, kind: str,
-            scale_from: str = "corrupted", estimate_options: dict[str, Any] | None = None
-            ) -> Prediction:
+            scale_from: str = "corrupted", estimate_options: dict[str, Any] | None = None,
+            coils: bool = False) -> Prediction:
     """:func:`forward` on a simulated batch, with the clean target in the same units.
 
-    ``scale_from``: ``"corrupted"`` or ``"clean"`` (see the module doc).
+    ``scale_from``: ``"corrupted"`` or ``"clean"`` (see the module doc); ``coils``: also feed
+    ``corrupted.coil_kspace``.
     """
     scale = input_scale(corrupted, scale_from)
+    if coils and corrupted.coil_kspace is None:
+        raise ValueError("model.input='coils' needs coil data: corruption.coils >= 1")
     pred, displacement = forward(run, corrupted.kspace, corrupted.mask, scale, kind=kind,
-                                 estimate_options=estimate_options)
+                                 estimate_options=estimate_options,
+                                 coil_kspace=corrupted.coil_kspace if coils else None)
     return Prediction(pred, channels(corrupted.clean, scale), scale, displacement)

@@ -62,9 +62,10 @@ def learning_rate_schedule(
 
 
 def create_state(
-    seed: int, *, model_config: Any, tx: optax.GradientTransformation
+    seed: int, *, model_config: Any, tx: optax.GradientTransformation, in_channels: int = 2
 ) -> tuple[TrainState, ModelDefs]:
-    """A fresh state: the network of ``model_config`` initialised from ``seed``, Optax state,
+    """A fresh state: the network of ``model_config`` (``in_channels``: see
+    :func:`kmri_jax.train.networks.input_channels`) initialised from ``seed``, Optax state,
     root key.
 
     The model key and the run's root key are derived from ``seed`` independently.
@@ -72,7 +73,8 @@ def create_state(
     model_key, run_key = jax.random.split(jax.random.key(seed))
 
     def build() -> nnx.Module:
-        model = models.build(model_config, rngs=nnx.Rngs(params=model_key))
+        model = models.build(model_config, rngs=nnx.Rngs(params=model_key),
+                             in_channels=in_channels)
         model.train()
         return model
 
