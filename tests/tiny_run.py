@@ -34,6 +34,15 @@ def tiny_config():
     return c
 
 
+def config_with(changes: dict):
+    """``base_config()`` with ``{"section.key": value}`` changes applied."""
+    c = base_config()
+    for key, value in changes.items():
+        section, name = key.split(".")
+        c[section][name] = value
+    return c
+
+
 _RUN_LOOP = textwrap.dedent("""
     import json, os, signal, sys
     import jax

@@ -97,6 +97,9 @@ def test_jit_vmap_equals_loop_and_does_not_retrace():
             single = sim.corrupt(keys[i], images(b)[i], jax.tree.map(lambda v: v[i], params), w,
                                  **OPTIONS)
             for got, want in zip(batched, single):
+                if want is None:  # coil_kspace: only a combined view sets it
+                    assert got is None
+                    continue
                 np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), rtol=1e-4,
                                            atol=1e-4 * float(np.max(np.abs(np.asarray(want)))))
     assert len(traces) == 1

@@ -6,6 +6,7 @@ import pytest
 
 from kmri_jax.config import ConfigValueError, base_config
 from kmri_jax.train.augment import check_augment, random_flips
+from tiny_run import config_with
 
 
 def test_random_flips_are_numpy_flips_of_each_slice():
@@ -31,12 +32,8 @@ def test_random_flips_are_numpy_flips_of_each_slice():
     ({"train.augment": "flips", "corruption.field_map": "lungs"}, "weight_map/field_map"),
 ])
 def test_bad_augment_config_is_one_clear_error(changes, message):
-    config = base_config()
-    for key, value in changes.items():
-        section, name = key.split(".")
-        config[section][name] = value
     with pytest.raises(ConfigValueError, match=message):
-        check_augment(config)
+        check_augment(config_with(changes))
     config = base_config()
     config.train.augment = "flips"
     assert check_augment(config) == "flips"

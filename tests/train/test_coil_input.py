@@ -10,7 +10,7 @@ from flax import nnx
 from kmri_jax import models, sim
 from kmri_jax.config import ConfigValueError, base_config
 from kmri_jax.train import networks
-from tiny_run import tiny_config
+from tiny_run import config_with, tiny_config
 
 
 def test_with_coils_stacks_re_im_per_coil_after_the_first_channels():
@@ -67,12 +67,8 @@ def test_coil_network_starts_at_the_combined_view_and_reads_every_coil(kind):
     ({"model.input": "coils", "corruption.coils": 2, "model.kind": "motion_unet"}, "combined"),
 ])
 def test_coil_input_mistakes_name_the_key(changes, match):
-    c = base_config()
-    for key, value in changes.items():
-        section, name = key.split(".")
-        c[section][name] = value
     with pytest.raises(ConfigValueError, match=match):
-        networks.Network.from_config(c)
+        networks.Network.from_config(config_with(changes))
 
 
 def test_loop_trains_with_coil_input_and_kmri_infer_reads_coil_files(tmp_path):
