@@ -4,5 +4,5 @@
 # kmri-train, e.g. --config.train.num_epochs=8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source tools/setup_env.sh
+source tools/setup_env.sh ""   # no extras (and not this script's arguments)
 exec kmri-train --config experiments/quickstart.py --workdir "${KMRI_WORKDIR:-runs/quickstart}" "$@"
