@@ -100,7 +100,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.loss = "seed_masked_l1"  # seed_masked_l1 | kspace_l1 | image_l1 | hybrid
     c.train.loss_weights = ml_collections.ConfigDict({"kspace_l1": 1.0, "image_l1": 0.0})
     c.train.displacement_weight = 0.1  # motion_unet: weight of the displacement L1 (px) term.
-    c.train.augment = ""  # "flips": mirror each clean slice at random before corrupting it.
+    c.train.augment = ""  # "flips", "zoom" or "flips,zoom": change the clean slices first.
     c.train.log_every_steps = 50
 
     c.eval = ml_collections.ConfigDict()

@@ -25,7 +25,7 @@ import optax
 
 from kmri_jax import correct
 from kmri_jax.train import metrics
-from kmri_jax.train.augment import random_flips
+from kmri_jax.train.augment import augment as augment_images
 from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.losses import LossFn, loss_from_config
 from kmri_jax.train.networks import Network, channels, input_scale
@@ -63,7 +63,7 @@ def make_train_step(
     fixed_root: jax.Array,
     network: Network = Network(),
     schedule: optax.Schedule | None = None,
-    augment: str = "",
+    augment: tuple[str, ...] = (),
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """``train_step(state, batch) -> (state, metrics)``, to be jitted.
 
@@ -74,16 +74,16 @@ def make_train_step(
 
     The step key is ``fold_in(state.rng, state.step)``; in ``fixed`` mode the corruption is
     keyed by ``fixed_root`` and each sample's (volume, slice, combination) instead.
-    ``augment="flips"`` mirrors the clean slices first (:mod:`.augment`, key
+    ``augment`` (names of :mod:`.augment`) transforms the clean slices first (key
     ``fold_in(step key, 1)``).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         key = step_key if corruption.mode == "fresh" else fixed_root
-        if augment == "flips":
-            batch = {**batch, "image": random_flips(jax.random.fold_in(step_key, 1),
-                                                    batch["image"])}
+        if augment:
+            batch = {**batch, "image": augment_images(augment, jax.random.fold_in(step_key, 1),
+                                                      batch["image"])}
         corrupted, _ = corruption.corrupt_batch(key, batch, mode=corruption.mode)
 
         def objective(params):
