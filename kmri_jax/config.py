@@ -78,7 +78,7 @@ def base_config() -> ml_collections.ConfigDict:
     # U-Net); see kmri_jax/train/networks.py.
     c.model.kind = "kspace_unet"
     # With corruption.coils = C: "combined" (the adjoint-SENSE combined k-space, 2 channels)
-    # or "coils" (that view plus every coil's k-space, 2 + 2C channels; not motion_unet).
+    # or "coils" (every coil's k-space, 2C channels, residual on the combined; not motion_unet).
     c.model.input = "combined"
     # Network input scale s = max|K| + 1e-8 of the corrupted k-space (what exists at inference)
     # or of the clean one ("clean": the seed's normalisation).

@@ -21,7 +21,7 @@ __all__ = ["MotionCorrector", "MotionNet", "UNet", "build", "count_params"]
 def build(model_config: Any, *, rngs: nnx.Rngs, in_channels: int = 2) -> nnx.Module:
     """The network ``model_config`` describes (``kind``, ``base_channels``, ``residual``,
     ``compute_dtype``, ``remat``, ``motion_channels``, ``motion_depth``); ``in_channels`` of
-    a U-Net kind (2 + 2C when it also reads C coils)."""
+    a U-Net kind (2C when it reads C coils)."""
     dtype = jnp.dtype(model_config.compute_dtype)
     kind = model_config.get("kind", "kspace_unet")
     if kind in ("kspace_unet", "image_unet"):

@@ -145,7 +145,9 @@ def _max_pool_2x2(x: jax.Array, resample: Resample) -> jax.Array:
 class UNet(nnx.Module):
     """The seed's U-Net on 2-channel (real, imaginary) k-space.
 
-    Call: ``x [B, in_channels, H, W]`` float -> ``[B, out_channels, H, W]`` in ``x``'s dtype.
+    Call: ``x [B, in_channels, H, W]`` float -> ``[B, out_channels, H, W]`` in ``x``'s dtype;
+    ``model(x, base=b)`` with a residual network adds the correction to ``b [B, out_channels,
+    H, W]`` instead of ``x``.
     Any ``H, W`` (>= 1): the grid is zero-padded bottom/right up to a multiple of 8 and the
     output cropped back. Layers compute channels-last in ``dtype`` (``jnp.bfloat16`` allowed);
     parameters are stored in ``param_dtype``. Training / evaluation BatchNorm behaviour is set
@@ -161,10 +163,10 @@ class UNet(nnx.Module):
       resample: ``"einsum"`` (default; reshape-max pooling and einsum up-sampling, fastest on
         XLA:CPU) or ``"lax"`` (``nnx.max_pool`` and ``lax.conv_transpose``); same parameters,
         same function.
-      residual: predict a correction added to the input's first ``out_channels`` channels,
-        ``x[:, :out] + UNet(x)`` (needs ``in_channels >= out_channels``; further channels are
-        side information, e.g. coils); the output convolution's kernel starts at zero, so
-        the untrained network returns those channels unchanged. False: the seed's plain U-Net.
+      residual: predict a correction added to the input, ``x + UNet(x)`` (or to ``base``,
+        e.g. the coil-combined view of a network that reads each coil); the output
+        convolution's kernel starts at zero, so the untrained network returns its input (or
+        ``base``) unchanged. False: the seed's plain U-Net.
       remat: rematerialise each ConvBlock (``nnx.remat``): its activations are recomputed in
         the backward pass instead of kept, trading FLOPs for memory. Same function, same
         parameters, same gradients.
@@ -185,9 +187,6 @@ class UNet(nnx.Module):
     ) -> None:
         if resample not in ("einsum", "lax"):
             raise ValueError(f"UNet: resample must be 'einsum' or 'lax', got {resample!r}")
-        if residual and in_channels < out_channels:
-            raise ValueError(f"UNet: residual needs in_channels >= out_channels, got "
-                             f"{in_channels} and {out_channels}")
         c = base_channels
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.enc1 = ConvBlock(in_channels, c, **kw)
@@ -210,12 +209,18 @@ class UNet(nnx.Module):
         self.dtype = dtype
         self.resample = resample
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, base: jax.Array | None = None) -> jax.Array:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNet expects [B, {self.in_channels}, H, W] input, got shape {tuple(x.shape)}"
             )
-        out_dtype, inputs = x.dtype, x
+        if self.residual:
+            base = x if base is None else base
+            if base.shape[1] != self.out_channels:
+                raise ValueError(f"UNet: the residual adds to [B, {self.out_channels}, H, W]; "
+                                 f"got {tuple(base.shape)} (pass base= when in_channels "
+                                 f"differs from out_channels)")
+        out_dtype = x.dtype
         _, _, h, w = x.shape
         ph, pw = -h % _DOWNSAMPLE, -w % _DOWNSAMPLE
         x = jnp.transpose(x, (0, 2, 3, 1)).astype(self.dtype)  # -> [B, H, W, C]
@@ -232,7 +237,7 @@ class UNet(nnx.Module):
         y = self.out_conv(y)
 
         y = jnp.transpose(y[:, :h, :w, :], (0, 3, 1, 2)).astype(out_dtype)
-        return inputs[:, :self.out_channels] + y if self.residual else y
+        return base + y if self.residual else y
 
 
 def _run_block(block: ConvBlock, x: jax.Array) -> jax.Array:

@@ -23,9 +23,9 @@ to reproduce the seed exactly, ``max|K_clean| + 1e-8`` (``"clean"``, ``seed_repl
 
 With receive coils (``corruption.coils = C``) every kind reads the adjoint-SENSE combined
 k-space (``model.input = "combined"``). ``model.input = "coils"`` (``kspace_unet``,
-``image_unet``) also feeds each coil: the combined channels first (the residual adds to them),
-then ``[Re, Im]`` of every coil's k-space (or zero-filled coil image for ``image_unet``), in
-the same units: ``2 + 2C`` channels in, 2 out.
+``image_unet``) feeds every coil instead: ``[Re, Im]`` of each coil's k-space (or zero-filled
+coil image for ``image_unet``), in the same units, ``2C`` channels in; the residual adds the
+network's 2 output channels to the combined view's, which stays the target's domain.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ INPUTS = ("combined", "coils")
 
 
 def input_channels(config: ml_collections.ConfigDict) -> int:
-    """Channels the network reads: 2, or ``2 + 2C`` with ``model.input = "coils"``."""
+    """Channels the network reads: 2, or ``2C`` with ``model.input = "coils"``."""
     if config.model.get("input", "combined") == "coils":
-        return 2 + 2 * int(config.corruption.coils)
+        return 2 * int(config.corruption.coils)
     return 2
 
 
@@ -132,14 +132,20 @@ def channels(kspace: jax.Array, scale: jax.Array) -> jax.Array:
     return (sim.to_channels(kspace) / scale[:, None, None, None]).astype(jnp.float32)
 
 
-def with_coils(first: jax.Array, coils: jax.Array | None, scale: jax.Array) -> jax.Array:
-    """``first [B, 2, ny, nx]`` channels, then ``[Re, Im]`` of each of ``coils [B, C, ny, nx]``
-    divided by ``scale``: ``[B, 2 + 2C, ny, nx]`` (``first`` alone when ``coils`` is None)."""
-    if coils is None:
-        return first
+def coil_channels(coils: jax.Array, scale: jax.Array) -> jax.Array:
+    """``[B, C, ny, nx]`` complex -> ``[B, 2C, ny, nx]`` float32: ``[Re, Im]`` of each coil in
+    turn, divided by ``scale``."""
     b, c, ny, nx = coils.shape
-    parts = (jnp.stack([coils.real, coils.imag], axis=2) / scale[:, None, None, None, None])
-    return jnp.concatenate([first, parts.reshape(b, 2 * c, ny, nx).astype(jnp.float32)], axis=1)
+    parts = jnp.stack([coils.real, coils.imag], axis=2) / scale[:, None, None, None, None]
+    return parts.reshape(b, 2 * c, ny, nx).astype(jnp.float32)
+
+
+def _call(model: Callable[..., jax.Array], combined: jax.Array, coils: jax.Array | None,
+          scale: jax.Array) -> jax.Array:
+    """The U-Net on the combined channels, or on the coils' with the combined as residual base."""
+    if coils is None:
+        return model(combined)
+    return model(coil_channels(coils, scale), base=combined)
 
 
 def zero_mean(displacement: jax.Array, mask: jax.Array) -> jax.Array:
@@ -156,7 +162,7 @@ def _image_stage(net: Callable[[jax.Array], jax.Array], kspace: jax.Array, scale
     z = sim.kspace_to_image(kspace)
     m = jnp.max(jnp.abs(z), axis=(-2, -1)) + 1e-8
     coil_images = None if coil_kspace is None else sim.kspace_to_image(coil_kspace)
-    y = net(with_coils(channels(z, m), coil_images, m)).astype(jnp.float32)
+    y = _call(net, channels(z, m), coil_images, m).astype(jnp.float32)
     corrected = sim.from_channels(y) * m[:, None, None].astype(z.dtype)
     return channels(sim.image_to_kspace(corrected), scale)
 
@@ -203,8 +209,8 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
       predicted displacement ``[B, ny]`` (zero mean over the acquired lines) or None.
     """
     if kind == "kspace_unet":
-        x = with_coils(channels(kspace, scale), coil_kspace, scale)
-        return run(lambda model: model(x).astype(jnp.float32)), None
+        x = channels(kspace, scale)
+        return run(lambda model: _call(model, x, coil_kspace, scale).astype(jnp.float32)), None
     if kind == "image_unet":
         return run(lambda model: _image_stage(model, kspace, scale, coil_kspace)), None
     if coil_kspace is not None:

@@ -13,18 +13,15 @@ from kmri_jax.train import networks
 from tiny_run import config_with, tiny_config
 
 
-def test_with_coils_stacks_re_im_per_coil_after_the_first_channels():
+def test_coil_channels_stack_re_im_per_coil():
     rng = np.random.default_rng(0)
-    first = rng.random((2, 2, 4, 5)).astype(np.float32)
     coils = (rng.random((2, 3, 4, 5)) + 1j * rng.random((2, 3, 4, 5))).astype(np.complex64)
     scale = np.array([2.0, 4.0], np.float32)
-    got = np.asarray(networks.with_coils(jnp.asarray(first), jnp.asarray(coils),
-                                         jnp.asarray(scale)))
-    assert got.shape == (2, 8, 4, 5)
-    np.testing.assert_array_equal(got[:, :2], first)
+    got = np.asarray(networks.coil_channels(jnp.asarray(coils), jnp.asarray(scale)))
+    assert got.shape == (2, 6, 4, 5)
     for c in range(3):
-        np.testing.assert_allclose(got[:, 2 + 2 * c], coils[:, c].real / scale[:, None, None])
-        np.testing.assert_allclose(got[:, 3 + 2 * c], coils[:, c].imag / scale[:, None, None])
+        np.testing.assert_allclose(got[:, 2 * c], coils[:, c].real / scale[:, None, None])
+        np.testing.assert_allclose(got[:, 2 * c + 1], coils[:, c].imag / scale[:, None, None])
 
 
 @pytest.mark.parametrize("kind", ["kspace_unet", "image_unet"])
@@ -34,7 +31,7 @@ def test_coil_network_starts_at_the_combined_view_and_reads_every_coil(kind):
     c.model.base_channels = 4
     c.corruption.coils, c.corruption.motion_states = 3, 2
     network = networks.Network.from_config(c)
-    assert network.in_channels == 2 + 2 * 3
+    assert network.in_channels == 2 * 3
     model = models.build(c.model, rngs=nnx.Rngs(params=0), in_channels=network.in_channels)
     model.eval()
     maps = sim.coil_maps((16, 24), n_coils=3)
@@ -50,6 +47,7 @@ def test_coil_network_starts_at_the_combined_view_and_reads_every_coil(kind):
         return networks.forward(lambda f: f(model), view.kspace, view.mask, scale, kind=kind,
                                 coil_kspace=coil_kspace)[0]
 
+    assert model.enc1.conv1.kernel[...].shape[2] == 6            # the coils' 2C channels
     # Untrained, residual: the combined corrupted input comes back (kspace_unet: its channels;
     # image_unet: its zero-filled image, as k-space channels).
     np.testing.assert_allclose(np.asarray(predict(view.coil_kspace)),
@@ -100,3 +98,12 @@ def test_loop_trains_with_coil_input_and_kmri_infer_reads_coil_files(tmp_path):
     with pytest.raises(TaskError, match="--coils 2"):
         infer.infer(tmp_path / "run", tmp_path / "out2.nii.gz",
                     kspace_path=plain[0].kspace_file)
+
+
+def test_residual_unet_on_other_channels_needs_its_base():
+    model = models.UNet(rngs=nnx.Rngs(params=0), base_channels=4, in_channels=6, residual=True)
+    x = jnp.ones((1, 6, 8, 8))
+    with pytest.raises(ValueError, match="base="):
+        model(x)
+    base = jnp.full((1, 2, 8, 8), 3.0)
+    np.testing.assert_allclose(np.asarray(model(x, base=base)), np.asarray(base))  # zero start
