@@ -120,19 +120,28 @@ def check_motion_options(shape: tuple[int, ...], *, params: Any, motion_states: 
         raise ValueError(f"motion_states must be an int in 0..{ny} (0: rigid translations "
                          f"only); got {motion_states!r}.")
     if weight_map is not None:
-        if tuple(np.shape(weight_map)) != (ny, nx):
-            raise ValueError(f"weight_map must be [{ny}, {nx}] like the image; got shape "
-                             f"{tuple(np.shape(weight_map))}.")
-        if not motion_states:
-            raise ValueError("a weight_map resamples the image once per motion state: pass "
-                             "motion_states=K (e.g. 16).")
-        values = _values(weight_map)
+        values = _check_pixel_map(
+            "weight_map", weight_map, (ny, nx), motion_states,
+            "a weight_map resamples the image once per motion state: pass motion_states=K "
+            "(e.g. 16).")
         if values is not None and not np.all(np.isfinite(values)):
             raise ValueError("weight_map must be finite.")
     rotation = _values(getattr(params, "rotation_deg", 0.0))
     if not motion_states and rotation is not None and np.any(rotation != 0):
         raise ValueError(f"CorruptionParams.rotation_deg = {rotation!r} needs motion_states=K "
                          "(the image is resampled once per motion state, e.g. 16).")
+
+
+def _check_pixel_map(name: str, value: Any, shape: tuple[int, int], motion_states: int,
+                     needs_states: str) -> np.ndarray | None:
+    """A per-pixel map (weight or field map): ``shape`` like the image, and motion states
+    (else ``needs_states`` is the error). Returns its concrete values (None when traced)."""
+    if tuple(np.shape(value)) != shape:
+        raise ValueError(f"{name} must be [{shape[0]}, {shape[1]}] like the image; got shape "
+                         f"{tuple(np.shape(value))}.")
+    if not motion_states:
+        raise ValueError(needs_states)
+    return _values(value)
 
 
 def check_field_and_coils(shape: tuple[int, ...], *, motion_states: int, field_map: Any,
@@ -144,13 +153,10 @@ def check_field_and_coils(shape: tuple[int, ...], *, motion_states: int, field_m
     positive number."""
     ny, nx = shape[-2:]
     if field_map is not None:
-        if tuple(np.shape(field_map)) != (ny, nx):
-            raise ValueError(f"field_map must be [{ny}, {nx}] like the image; got shape "
-                             f"{tuple(np.shape(field_map))}.")
-        if not motion_states:
-            raise ValueError("a spatial field_map is applied once per motion state: pass "
-                             "motion_states=K (e.g. 16), or field_map=None for a uniform field.")
-        values = _values(field_map)
+        values = _check_pixel_map(
+            "field_map", field_map, (ny, nx), motion_states,
+            "a spatial field_map is applied once per motion state: pass motion_states=K "
+            "(e.g. 16), or field_map=None for a uniform field.")
         if values is not None and (np.iscomplexobj(values) or not np.all(np.isfinite(values))):
             raise ValueError("field_map must be real and finite (a normalised map; "
                              "CorruptionParams.b0_hz gives the Hz).")
