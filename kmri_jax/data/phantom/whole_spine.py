@@ -175,6 +175,8 @@ def _labels(body: _Body, x_mm: float, y: np.ndarray, u: np.ndarray) -> np.ndarra
     s = s_col + (y - yc) * slope / norm                 # along it, + inferior
     yb = _smooth_profile(u, body.profile_knots["back"])
     yf = yb + _smooth_profile(u, body.profile_knots["ap"])
+    fat_back = _smooth_profile(u, body.profile_knots["fat_back"])      # subcutaneous fat, mm
+    fat_front = _smooth_profile(u, body.profile_knots["fat_front"])
     inside = (y >= yb) & (y <= yf)
     canal_ap = _interp_s(s, body, "canal_ap")
     front_y = yc + (_interp_s(s_col, body, "canal_ap") + 1 + _interp_s(s_col, body, "depth")) \
@@ -192,8 +194,7 @@ def _labels(body: _Body, x_mm: float, y: np.ndarray, u: np.ndarray) -> np.ndarra
 
     # Below the diaphragm: liver under the dome, bowel below; pelvis bowel.
     cavity_post = np.maximum(yc - 10 + (front_y - yc + 10) * np.clip((22 - ax) / 10, 0, 1),
-                             yb + _smooth_profile(u, body.profile_knots["fat_back"]) + 15)
-    fat_front = _smooth_profile(u, body.profile_knots["fat_front"])
+                             yb + fat_back + 15)
     cavity_ant = yf - fat_front - 12
     v = np.clip((y - cavity_post) / np.maximum(cavity_ant - cavity_post, 1.0), 0, 1)
     u_recess, u_apex = u_of_s(body.recess_s), u_of_s(body.apex_s)
@@ -212,7 +213,6 @@ def _labels(body: _Body, x_mm: float, y: np.ndarray, u: np.ndarray) -> np.ndarra
     trunk = (u > u_of_s(body.tops[LEVELS.index("T1")])) & (u < u_of_s(body.spine_end) + 50)
     lab[inside & trunk & (y > yf - fat_front - 12) & (y < yf - fat_front)] = code["muscle"]
     # Subcutaneous fat.
-    fat_back = _smooth_profile(u, body.profile_knots["fat_back"])
     lab[inside & ((y - yb < fat_back) | (yf - y < fat_front))] = code["fat"]
 
     # Thoracic cavity: lungs, mediastinum, heart, descending aorta.
