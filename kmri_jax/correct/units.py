@@ -13,6 +13,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from kmri_jax.sim.phasor import cis_turns
+
 
 def readout_freqs(nx: int) -> jax.Array:
     """``u = fftshift(fftfreq(nx))`` in cycles/pixel, ``[nx] float32``."""
@@ -24,8 +26,7 @@ def ramp(displacement: jax.Array, u: jax.Array) -> jax.Array:
 
     Multiplying a line by this ramp undoes a displacement ``d`` of ``sim.apply_motion``.
     """
-    phase = (2.0 * math.pi) * displacement.astype(jnp.float32)[..., None] * u
-    return jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
+    return cis_turns(displacement.astype(jnp.float32)[..., None] * u)
 
 
 def mirror_index(n: int) -> jax.Array:

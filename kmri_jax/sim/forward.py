@@ -30,6 +30,7 @@ from kmri_jax.sim import warp
 from kmri_jax.sim.field import line_phase
 from kmri_jax.sim.kspace import image_to_kspace, kspace_to_image
 from kmri_jax.sim.motion import apply_motion, apply_phase_encode_motion
+from kmri_jax.sim.phasor import cis_turns
 
 PHASE_PX_PER_CYCLE = 2.0
 """Phase weighs like a shift in the state grouping: a 1-px shift is half a cycle at Nyquist."""
@@ -134,8 +135,7 @@ def _states(image, dx, dy, angle_deg, phase_cycles, shift_px, weight_map, field_
                 r, c = warp.rotation_source(r, c, s["angle"], ny, nx)
             x = warp.sample(coeffs, r, c)
             if field_map is not None and phase_cycles is not None:
-                phase = (2.0 * math.pi) * field_map * s["phase"]
-                x = x * jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
+                x = x * cis_turns(field_map * s["phase"])
             return x
 
     if coil_maps is None:

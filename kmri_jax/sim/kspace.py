@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _AXES = (-2, -1)
 
@@ -39,8 +40,32 @@ def image_to_kspace(image: jax.Array) -> jax.Array:
     """
     image = jnp.asarray(image)
     _check_rank(image, "image")
+    ny, nx = image.shape[-2:]
+    if not jnp.iscomplexobj(image) and ny % 2 == 0 and nx % 2 == 0:
+        return _real_image_to_kspace(image)
     image = image.astype(_complex_dtype(image.dtype))
     return jnp.fft.fftshift(jnp.fft.fft2(image, axes=_AXES), axes=_AXES)
+
+
+def _real_image_to_kspace(image: jax.Array) -> jax.Array:
+    """:func:`image_to_kspace` of a real image with even ``ny, nx``, at about half the work.
+
+    Multiplying the image by ``(-1)^(y + x)`` moves DC to ``(ny/2, nx/2)`` (the fftshift, for
+    even sizes); ``rfft2`` of that real image gives columns ``0..nx/2`` of the centred
+    k-space ``C``, and Hermitian symmetry gives the rest:
+    ``C[ky, kx] = conj(C[(ny - ky) % ny, nx - kx])`` for ``kx > nx/2``.
+    """
+    ny, nx = image.shape[-2:]
+    rdtype = jnp.finfo(_complex_dtype(image.dtype)).dtype
+    parity = (np.arange(ny)[:, None] + np.arange(nx)[None, :]) % 2
+    checker = jnp.asarray(1 - 2 * parity, rdtype)
+    half = jnp.fft.rfft2(image.astype(rdtype) * checker, axes=_AXES)  # [..., ny, nx/2 + 1]
+    ky, kx = np.arange(ny)[:, None], np.arange(nx)[None, :]
+    mirrored = kx > nx // 2
+    rows = np.where(mirrored, (ny - ky) % ny, ky)
+    cols = np.where(mirrored, nx - kx, kx)
+    gathered = half[..., rows, cols]
+    return jnp.where(jnp.asarray(mirrored), jnp.conj(gathered), gathered)
 
 
 def kspace_to_image(kspace: jax.Array) -> jax.Array:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from kmri_jax.sim.kspace import _complex_dtype
+from kmri_jax.sim.phasor import cis_turns
 
 
 def readout_frequencies(nx: int, dtype=jnp.float32) -> jax.Array:
@@ -42,8 +43,7 @@ def apply_motion(kspace: jax.Array, displacement: jax.Array) -> jax.Array:
     cdtype = _complex_dtype(kspace.dtype)
     rdtype = jnp.finfo(cdtype).dtype
     u = readout_frequencies(kspace.shape[-1], rdtype)
-    phase = (-2.0 * math.pi) * displacement.astype(rdtype)[..., :, None] * u
-    ramp = jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
+    ramp = cis_turns(-displacement.astype(rdtype)[..., :, None] * u)
     return kspace.astype(cdtype) * ramp
 
 
