@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                    "their root-sum-of-squares image")
     f.add_argument("--coil-correlation", type=float, default=0.0, metavar="RHO",
                    help="noise correlation between every pair of coils, in [0, 1)")
+    f.add_argument("--noise-rng", choices=("fused", "jax"), default="fused",
+                   help="how the noise is drawn: 'fused' (fast) or 'jax' (jax.random.normal, "
+                   "the numbers of kmri_jax before 2026-12-03); same statistics")
     return p
 
 
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         acquisition = sim.CorruptOptions(
             ordering=args.ordering, echo_train_length=args.etl, echo_spacing=args.echo_spacing,
             time_acquired_only=args.time_acquired_only, motion_states=args.motion_states,
-            readout_bandwidth_hz_per_px=args.bandwidth)
+            readout_bandwidth_hz_per_px=args.bandwidth, noise_rng=args.noise_rng)
         if args.coils < 0 or not 0 <= args.coil_correlation < 1:
             raise TaskError(f"--coils must be >= 0 and --coil-correlation in [0, 1); got "
                             f"{args.coils} and {args.coil_correlation:g}")

@@ -40,6 +40,7 @@ from kmri_jax.sim.field import breathing_field_map
 from kmri_jax.sim.timing import ORDERINGS, echo_times, line_times
 from kmri_jax.sim.weight_map import breathing_weight_map
 from kmri_jax.sim.noise import add_noise, noise_sigma
+from kmri_jax.sim.rng import NOISE_RNGS, complex_normal
 from kmri_jax.sim.sampling import cartesian_mask, center_lines
 from kmri_jax.sim.validation import check_image, check_inputs, check_params
 
@@ -47,6 +48,7 @@ __all__ = [
     "RIGID_READOUT",
     "SEED_GRID",
     "MotionGrid",
+    "NOISE_RNGS",
     "ORDERINGS",
     "CorruptOptions",
     "CorruptionParams",
@@ -65,6 +67,7 @@ __all__ = [
     "check_params",
     "coil_combine",
     "coil_maps",
+    "complex_normal",
     "corrupt",
     "echo_times",
     "from_channels",

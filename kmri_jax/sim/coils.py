@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kmri_jax.sim.kspace import _complex_dtype, image_to_kspace, kspace_to_image
+from kmri_jax.sim.rng import complex_normal
 
 
 def coil_maps(
@@ -140,7 +141,8 @@ def coil_noise_sigma(kspace: jax.Array, mask: jax.Array, maps: jax.Array, *,
 
 def add_coil_noise(key: jax.Array, kspace: jax.Array, mask: jax.Array, maps: jax.Array, *,
                    snr_db: jax.typing.ArrayLike,
-                   noise_covariance: jax.Array | None = None) -> jax.Array:
+                   noise_covariance: jax.Array | None = None,
+                   noise_rng: str = "fused") -> jax.Array:
     """Correlated complex Gaussian noise on the acquired lines of coil k-space.
 
     Args:
@@ -150,16 +152,15 @@ def add_coil_noise(key: jax.Array, kspace: jax.Array, mask: jax.Array, maps: jax
       maps: ``[C, ny, nx]`` sensitivities (for the SNR of the combined image).
       snr_db: target SNR of the combined image, dB.
       noise_covariance: ``[C, C]`` Hermitian positive definite; None = identity.
+      noise_rng: how the Gaussians are drawn, ``"fused"`` or ``"jax"`` (:mod:`.rng`).
 
     Returns:
       ``[C, ny, nx]`` noisy k-space; lines not acquired pass through unchanged.
     """
     cdtype = _complex_dtype(kspace.dtype)
-    rdtype = jnp.finfo(cdtype).dtype
     kspace = kspace.astype(cdtype)
     sigma = coil_noise_sigma(kspace, mask, maps, snr_db=snr_db)
-    z_re, z_im = jax.random.normal(key, (2, *kspace.shape), rdtype)
-    z = jax.lax.complex(z_re, z_im) / jnp.sqrt(jnp.asarray(2.0, rdtype))
+    z = complex_normal(key, kspace.shape, cdtype, noise_rng=noise_rng)
     if noise_covariance is not None:
         chol = jnp.linalg.cholesky(jnp.asarray(noise_covariance, cdtype))
         z = jnp.einsum("cd,dyx->cyx", chol, z)

@@ -23,6 +23,7 @@ from kmri_jax.sim.coils import add_coil_noise
 from kmri_jax.sim.forward import acquire
 from kmri_jax.sim.kspace import image_to_kspace
 from kmri_jax.sim.noise import add_noise
+from kmri_jax.sim.rng import NOISE_RNGS
 from kmri_jax.sim.sampling import cartesian_mask
 
 Scalar = jax.typing.ArrayLike
@@ -142,6 +143,7 @@ class CorruptOptions:
     time_acquired_only: bool = False
     motion_states: int = 0
     readout_bandwidth_hz_per_px: float | None = None
+    noise_rng: str = "fused"
 
     def kwargs(self) -> dict[str, Any]:
         """The options as keyword arguments of :func:`corrupt`."""
@@ -166,6 +168,7 @@ def corrupt(
     time_acquired_only: bool = False,
     motion_states: int = 0,
     readout_bandwidth_hz_per_px: float | None = None,
+    noise_rng: str = "fused",
 ) -> Corrupted:
     """Corrupt one clean slice with breathing motion, undersampling and noise.
 
@@ -259,6 +262,8 @@ def corrupt(
         coil_maps = jnp.asarray(coil_maps, cdtype)
     if noise_covariance is not None:
         noise_covariance = jnp.asarray(noise_covariance, cdtype)
+    if noise_rng not in NOISE_RNGS:
+        raise ValueError(f"noise_rng must be one of {NOISE_RNGS}; got {noise_rng!r}.")
     bandwidth = (None if readout_bandwidth_hz_per_px is None
                  else float(readout_bandwidth_hz_per_px))
     return _corrupt(
@@ -267,12 +272,13 @@ def corrupt(
         max_cycles=max_cycles, ordering=ordering, echo_train_length=int(echo_train_length),
         echo_spacing=float(echo_spacing), time_acquired_only=bool(time_acquired_only),
         motion_states=int(motion_states), readout_bandwidth_hz_per_px=bandwidth,
+        noise_rng=noise_rng,
     )
 
 
 @functools.partial(jax.jit, static_argnames=(
     "method", "center_fraction", "max_cycles", "ordering", "echo_train_length", "echo_spacing",
-    "time_acquired_only", "motion_states", "readout_bandwidth_hz_per_px"))
+    "time_acquired_only", "motion_states", "readout_bandwidth_hz_per_px", "noise_rng"))
 def _corrupt(
     key: jax.Array,
     image: jax.Array,
@@ -291,6 +297,7 @@ def _corrupt(
     time_acquired_only: bool,
     motion_states: int,
     readout_bandwidth_hz_per_px: float | None,
+    noise_rng: str,
 ) -> Corrupted:
     """The pipeline on checked inputs; compiled once per shape/dtype/options, so eager calls
     are fast and calls under jit/vmap/grad simply inline it."""
@@ -323,11 +330,11 @@ def _corrupt(
     masked = jnp.where(mask[:, None], moved, jnp.zeros((), moved.dtype))
     if coil_maps is None:
         clean = image_to_kspace(image)
-        kspace = add_noise(k_noise, masked, mask, snr_db=p.snr_db)
+        kspace = add_noise(k_noise, masked, mask, snr_db=p.snr_db, noise_rng=noise_rng)
     else:
         clean = image_to_kspace(coil_maps * image)
         kspace = add_coil_noise(k_noise, masked, mask, coil_maps, snr_db=p.snr_db,
-                                noise_covariance=noise_covariance)
+                                noise_covariance=noise_covariance, noise_rng=noise_rng)
     return Corrupted(kspace=kspace, clean=clean, mask=mask, displacement=displacement, trace=trace,
                      displacement_pe=displacement_pe, rotation_deg=rotation, times=times,
                      off_resonance_hz=off_resonance)

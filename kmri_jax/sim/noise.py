@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from kmri_jax.sim import validation
 from kmri_jax.sim.kspace import _complex_dtype
+from kmri_jax.sim.rng import complex_normal
 
 
 def noise_sigma(kspace: jax.Array, mask: jax.Array, *, snr_db: jax.typing.ArrayLike) -> jax.Array:
@@ -28,7 +29,8 @@ def noise_sigma(kspace: jax.Array, mask: jax.Array, *, snr_db: jax.typing.ArrayL
 
 
 def add_noise(
-    key: jax.Array, kspace: jax.Array, mask: jax.Array, *, snr_db: jax.typing.ArrayLike
+    key: jax.Array, kspace: jax.Array, mask: jax.Array, *, snr_db: jax.typing.ArrayLike,
+    noise_rng: str = "fused",
 ) -> jax.Array:
     """Add ``sigma * (N + iN) / sqrt(2)`` on acquired lines; other lines pass through unchanged.
 
@@ -42,6 +44,7 @@ def add_noise(
       kspace: ``[ny, nx]`` complex64 (complex128 stays complex128).
       mask: ``[ny]`` bool line mask.
       snr_db: target SNR in dB (scalar, may be traced; concrete non-finite raises).
+      noise_rng: how the Gaussians are drawn, ``"fused"`` or ``"jax"`` (:mod:`.rng`).
 
     Returns:
       ``[ny, nx]`` noisy k-space, same dtype as ``kspace``.
@@ -56,9 +59,6 @@ def add_noise(
             f"{tuple(mask.shape)} (use jax.vmap for a batch)."
         )
     mask = mask.astype(bool)
-    rdtype = jnp.finfo(kspace.dtype).dtype
     sigma = noise_sigma(kspace, mask, snr_db=snr_db)
-    scale = sigma / jnp.sqrt(jnp.asarray(2.0, rdtype))
-    z_re, z_im = jax.random.normal(key, (2, *kspace.shape), rdtype)
-    noise = jax.lax.complex(z_re, z_im) * scale
+    noise = sigma * complex_normal(key, kspace.shape, kspace.dtype, noise_rng=noise_rng)
     return jnp.where(mask[:, None], kspace + noise, kspace)

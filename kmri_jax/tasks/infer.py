@@ -177,7 +177,8 @@ def infer(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str], *,
         options = sim.CorruptOptions(
             method=method or str(cfg.corruption.method),
             center_fraction=float(cfg.corruption.center_fraction),
-            motion_states=int(cfg.corruption.motion_states) if coils else 0)
+            motion_states=int(cfg.corruption.motion_states) if coils else 0,
+            noise_rng=str(cfg.corruption.noise_rng))
         corrupted = simulate.corrupt_slices(keys, fitted, params, tr=v.tr, te=v.te,
                                             options=options, coils=coils,
                                             batch_size=batch_size)

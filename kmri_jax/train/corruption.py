@@ -148,6 +148,9 @@ class Corruption:
         if c.method not in sim.breathing.METHODS:
             raise ConfigValueError(f"corruption.method must be one of {sim.breathing.METHODS}, "
                                    f"got {c.method!r}")
+        if c.noise_rng not in sim.NOISE_RNGS:
+            raise ConfigValueError(f"corruption.noise_rng must be one of {sim.NOISE_RNGS}, "
+                                   f"got {c.noise_rng!r}")
         motion = _motion_from_config(c)
         total = sim.num_combinations(motion=motion)
         k = c.combinations_per_slice
@@ -158,7 +161,7 @@ class Corruption:
             method=c.method, center_fraction=c.center_fraction, ordering=c.ordering,
             echo_train_length=c.echo_train_length, echo_spacing=c.echo_spacing,
             time_acquired_only=c.time_acquired_only, motion_states=c.motion_states,
-            readout_bandwidth_hz_per_px=_bandwidth_from_config(c))
+            readout_bandwidth_hz_per_px=_bandwidth_from_config(c), noise_rng=c.noise_rng)
         try:
             sim.timing.check_echo_train(options.ordering, options.echo_train_length,
                                         options.echo_spacing)
