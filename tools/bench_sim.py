@@ -1,4 +1,9 @@
-"""Benchmark: corrupted samples/s of jit(vmap(corrupt)) vs a per-sample NumPy pipeline.
+"""Benchmark: corrupted samples/s of jit(vmap(corrupt)) vs per-sample NumPy pipelines.
+
+Three references on the same images and parameters: our pipeline with ``noise_rng='jax'``
+(the noise drawn by ``jax.random.normal``, as before 2026-12-03), a NumPy port of it, and the
+seed's own chain (neurokit2's breathing trace at 100 Hz, then numpy; needs the ``bench``
+extra, ``--seed-repeats 0`` skips it).
 
 Both run the same pipeline (docs/conventions.md): centred FFT -> breathmetrics breathing trace at the
 line times -> per-line phase ramp -> Cartesian mask -> complex noise at the target SNR, with
@@ -83,6 +88,39 @@ def np_corrupt(rng: np.random.Generator, image: np.ndarray, a: float, f: float, 
 
 
 # ---------------------------------------------------------------------------------------------
+# The seed's own chain, per sample, as its Kspace_simulation.py runs it: neurokit2's
+# breathmetrics trace sampled at 100 Hz over int(ny TR) s, linearly interpolated at the line
+# times, then numpy's complex128 FFT, phase ramp, mask and noise (written here from its steps).
+
+
+def seed_chain(seed: int, image: np.ndarray, a: float, f: float, r: float, snr_db: float,
+               tr: float = 2.5, te: float = 0.03, cf: float = 0.08):
+    import neurokit2 as nk  # the bench extra: pip install -e .[bench]
+
+    ny, nx = image.shape
+    duration = ny * tr
+    trace = nk.rsp_simulate(duration=int(duration), sampling_rate=100, respiratory_rate=f,
+                            method="breathmetrics", random_state=seed)
+    line_times = np.arange(ny) * tr + te
+    r_lines = np.interp(line_times, np.linspace(0, duration, len(trace)), trace)
+    d = a * r_lines / (np.abs(r_lines).max() + 1e-8)
+    k = np.fft.fftshift(np.fft.fft2(image))
+    u = np.fft.fftshift(np.fft.fftfreq(nx))
+    k_m = k * np.exp(-2j * np.pi * d[:, None] * u[None, :])
+    gen = np.random.default_rng(seed)
+    mask = np.zeros(ny, bool)
+    n_c = max(1, int(ny * cf))
+    mask[ny // 2 - n_c // 2:ny // 2 - n_c // 2 + n_c] = True
+    outer = np.flatnonzero(~mask)
+    mask[gen.choice(outer, len(outer) // int(r), replace=False)] = True
+    mask2d = np.tile(mask[:, None], (1, nx))
+    k_u = k_m * mask2d
+    sigma = np.sqrt(np.mean(np.abs(k_u[mask2d]) ** 2)) / 10 ** (snr_db / 20)
+    noise = sigma * (gen.standard_normal(k.shape) + 1j * gen.standard_normal(k.shape)) / np.sqrt(2)
+    return k_u + noise * mask2d, k, mask, d
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -92,6 +130,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--numpy-repeats", type=int, default=5)
+    ap.add_argument("--seed-repeats", type=int, default=3,
+                    help="repeats of the seed's own chain (0 = skip; needs neurokit2)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -101,10 +141,13 @@ def main() -> None:
     images_np = rng.random((b, ny, nx)).astype(np.float32)
     images = jnp.asarray(images_np)
     params = sim.sample_params(jax.random.key(1), b)
-    params_np = [np.asarray(leaf) for leaf in params]
+    seed_fields = ("amplitude_px", "rate_bpm", "acceleration", "snr_db", "tr", "te")
+    params_np = [np.asarray(getattr(params, name)) * np.ones(b) for name in seed_fields]
     keys = jax.random.split(jax.random.key(2), b)
 
     corrupt_batch = jax.jit(jax.vmap(sim.corrupt))
+    corrupt_jax_rng = jax.jit(jax.vmap(lambda k, i, p: sim.corrupt(k, i, p, noise_rng="jax")))
+    jax.block_until_ready(corrupt_jax_rng(keys, images, params))
     t0 = time.perf_counter()
     jax.block_until_ready(corrupt_batch(keys, images, params))
     compile_s = time.perf_counter() - t0
@@ -112,19 +155,36 @@ def main() -> None:
     def jax_batch():
         jax.block_until_ready(corrupt_batch(keys, images, params))
 
+    def jax_rng_batch():
+        jax.block_until_ready(corrupt_jax_rng(keys, images, params))
+
     def numpy_batch():
         for i in range(b):
             np_corrupt(rng, images_np[i], *(float(leaf[i]) for leaf in params_np))
+
+    calls = 0
+
+    def seed_batch():
+        nonlocal calls
+        for i in range(b):
+            calls += 1
+            seed_chain(calls, images_np[i],
+                       *(float(leaf[i]) for leaf in params_np))
 
     # Interleaved repeats, so both see the same (shared-machine) load over time.
     for _ in range(args.warmup):
         jax_batch()
     numpy_batch()
-    jax_s, numpy_s = [], []
+    if args.seed_repeats:
+        seed_batch()
+    jax_s, jax_rng_s, numpy_s, seed_s = [], [], [], []
     for i in range(args.repeats):
         jax_s += timed(jax_batch, 1, 0)
+        jax_rng_s += timed(jax_rng_batch, 1, 0)
         if i < args.numpy_repeats:
             numpy_s += timed(numpy_batch, 1, 0)
+        if i < args.seed_repeats:
+            seed_s += timed(seed_batch, 1, 0)
 
     # Cost of the breathing trace alone vs the cycle budget (static max_cycles).
     times = jax.vmap(lambda tr, te: sim.line_times(ny, tr=tr, te=te))(params.tr, params.te)
@@ -137,6 +197,8 @@ def main() -> None:
         trace_cost[cycles] = statistics.median(s) * 1e3
 
     jax_sum, np_sum = rate_summary(jax_s, b), rate_summary(numpy_s, b)
+    jax_rng_sum = rate_summary(jax_rng_s, b)
+    seed_sum = rate_summary(seed_s, b) if seed_s else None
     print(f"kmri_jax.sim benchmark: batch {b} x {ny} x {nx}, float32, breathmetrics, seed grid")
     machine = machine_info()
     print(f"devices: {jax.devices()}; cpu: {machine['cpu']} x {machine['cores']} "
@@ -145,11 +207,20 @@ def main() -> None:
     print()
     print("| implementation | samples/s (median) | min-max | ms/batch (median) |")
     print("|---|---|---|---|")
-    for name, s in (("jax.jit(jax.vmap(corrupt))", jax_sum), ("NumPy, per sample", np_sum)):
+    rows = [("jax.jit(jax.vmap(corrupt)), default (fused noise sampler)", jax_sum),
+            ("jax.jit(jax.vmap(corrupt)), noise_rng='jax'", jax_rng_sum),
+            ("NumPy port of our pipeline, per sample", np_sum)]
+    if seed_sum:
+        rows.append(("the seed's chain (neurokit2 trace at 100 Hz, numpy), per sample", seed_sum))
+    for name, s in rows:
         print(f"| {name} | {s['samples_per_s_median']:.1f} | {s['samples_per_s_min']:.1f}-"
               f"{s['samples_per_s_max']:.1f} | {1e3 * b / s['samples_per_s_median']:.1f} |")
     speedup = jax_sum["samples_per_s_median"] / np_sum["samples_per_s_median"]
-    print(f"\nspeed-up (median): {speedup:.2f}x")
+    print(f"\nspeed-up over the NumPy port (median): {speedup:.2f}x")
+    seed_speedup = None
+    if seed_sum:
+        seed_speedup = jax_sum["samples_per_s_median"] / seed_sum["samples_per_s_median"]
+        print(f"speed-up over the seed's chain (median): {seed_speedup:.2f}x")
     print("\nbreathing trace alone, vmap over the batch (ms/batch, median):",
           ", ".join(f"max_cycles={c}: {ms:.2f}" for c, ms in trace_cost.items()))
 
@@ -159,8 +230,9 @@ def main() -> None:
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "machine": {**machine, "devices": [str(d) for d in jax.devices()]},
             "shape": [b, ny, nx], "repeats": args.repeats, "numpy_repeats": args.numpy_repeats,
-            "warmup": args.warmup, "compile_s": compile_s, "jax": jax_sum, "numpy": np_sum,
-            "speedup_median": speedup, "breathing_trace_ms_by_max_cycles": trace_cost,
+            "warmup": args.warmup, "compile_s": compile_s, "jax": jax_sum, "jax_noise_rng_jax": jax_rng_sum,
+            "numpy": np_sum, "seed_chain": seed_sum, "speedup_median": speedup,
+            "speedup_over_seed_chain_median": seed_speedup, "seed_repeats": args.seed_repeats, "breathing_trace_ms_by_max_cycles": trace_cost,
         }, indent=2))
         print(f"wrote {args.json}")
 
