@@ -92,6 +92,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.residual = True  # Predict a correction added to the input (False: the seed).
     c.model.compute_dtype = "float32"  # "bfloat16": mixed precision, float32 parameters.
     c.model.remat = False  # Recompute U-Net block activations in the backward pass (memory).
+    # 3x3 convolutions: "lax" or "im2col" (one matrix product of 9 shifted copies: faster per
+    # convolution on XLA:CPU, 9x the activation memory). Same parameters (docs/profile.md).
+    c.model.conv = "lax"
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32  # Global: split over all devices and hosts.

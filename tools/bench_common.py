@@ -106,7 +106,7 @@ def machine_info() -> dict:
 
 
 def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, total_steps: int = 10_000,
-                remat: bool = False):
+                remat: bool = False, conv: str = "lax"):
     """State, compiled-step factory and a host batch, as the training loop builds them."""
     import jax
     import optax
@@ -121,6 +121,7 @@ def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, t
     c = base_config()
     c.model.compute_dtype = dtype
     c.model.remat = remat
+    c.model.conv = conv
     c.model.residual = False  # the seed's plain U-Net, like the PyTorch reference
     schedule = learning_rate_schedule(learning_rate=1e-3, end_learning_rate=1e-6,
                                       total_steps=total_steps, steps_per_epoch=100, per_epoch=False)

@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--ny", type=int, default=424)
     ap.add_argument("--nx", type=int, default=736)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--conv", choices=("lax", "im2col"), default="lax", help="model.conv")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from kmri_jax import data as kdata
@@ -41,7 +42,8 @@ def main() -> None:
         batch = next(kdata.train_iterator(store, batch_size=args.batch, seed=0))
         for dtype in ("float32", "bfloat16"):
             for remat in (False, True):
-                state, _, fn, _ = train_setup(args.ny, args.nx, args.batch, dtype, remat=remat)
+                state, _, fn, _ = train_setup(args.ny, args.nx, args.batch, dtype, remat=remat,
+                                              conv=args.conv)
                 t0 = time.perf_counter()
                 compiled = jax.jit(fn, donate_argnums=0).lower(state, batch).compile()
                 mem = memory_bytes(compiled) or {}

@@ -20,14 +20,14 @@ __all__ = ["MotionCorrector", "MotionNet", "UNet", "build", "count_params"]
 
 def build(model_config: Any, *, rngs: nnx.Rngs, in_channels: int = 2) -> nnx.Module:
     """The network ``model_config`` describes (``kind``, ``base_channels``, ``residual``,
-    ``compute_dtype``, ``remat``, ``motion_channels``, ``motion_depth``); ``in_channels`` of
+    ``compute_dtype``, ``remat``, ``conv``, ``motion_channels``, ``motion_depth``); ``in_channels`` of
     a U-Net kind (2C when it reads C coils)."""
     dtype = jnp.dtype(model_config.compute_dtype)
     kind = model_config.get("kind", "kspace_unet")
     if kind in ("kspace_unet", "image_unet"):
         return UNet(rngs=rngs, base_channels=model_config.base_channels, dtype=dtype,
                     in_channels=in_channels, residual=model_config.residual,
-                    remat=model_config.get("remat", False))
+                    remat=model_config.get("remat", False), conv=model_config.get("conv", "lax"))
     if kind == "motion_unet":
         if in_channels != 2:
             raise ValueError("model.kind=motion_unet reads the combined k-space only "
@@ -35,5 +35,6 @@ def build(model_config: Any, *, rngs: nnx.Rngs, in_channels: int = 2) -> nnx.Mod
         return MotionCorrector(rngs=rngs, base_channels=model_config.base_channels,
                                motion_channels=model_config.motion_channels,
                                motion_depth=model_config.motion_depth, dtype=dtype,
-                               remat=model_config.get("remat", False))
+                               remat=model_config.get("remat", False),
+                               conv=model_config.get("conv", "lax"))
     raise ValueError(f"model.kind must be kspace_unet, image_unet or motion_unet, got {kind!r}")

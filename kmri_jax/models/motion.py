@@ -67,8 +67,8 @@ class MotionCorrector(nnx.Module):
 
     def __init__(self, *, rngs: nnx.Rngs, base_channels: int = 32, motion_channels: int = 16,
                  motion_depth: int = 4, dtype: DTypeLike = jnp.float32,
-                 remat: bool = False) -> None:
+                 remat: bool = False, conv: str = "lax") -> None:
         self.motion = MotionNet(rngs=rngs, channels=motion_channels, depth=motion_depth,
                                 dtype=dtype)
         self.image = UNet(rngs=rngs, base_channels=base_channels, dtype=dtype, residual=True,
-                          remat=remat)
+                          remat=remat, conv=conv)

@@ -46,9 +46,10 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import DTypeLike
 
-__all__ = ["UNet", "count_params"]
+__all__ = ["CONVS", "UNet", "conv3x3_im2col", "count_params", "resolve_conv"]
 
 Resample = Literal["einsum", "lax"]
+CONVS = ("lax", "im2col")
 
 # PyTorch BatchNorm2d defaults, in flax's convention (flax momentum = 1 - torch momentum).
 _BN_MOMENTUM = 0.9
@@ -56,10 +57,34 @@ _BN_EPSILON = 1e-5
 _DOWNSAMPLE = 8  # 2 ** number of poolings
 
 
+def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """3x3 'SAME' cross-correlation as one matrix product of the 9 shifted copies of ``x``.
+
+    ``x [B, H, W, C]``, ``kernel [3, 3, C, O]`` (HWIO, ``nnx.Conv``'s) -> ``[B, H, W, O]``:
+    ``y[b, h, w, o] = sum_{i, j, c} x[b, h + i - 1, w + j - 1, c] kernel[i, j, c, o]`` (zero
+    outside). The patch matrix ``[B, H, W, 9C]`` costs 9x the input's memory; on XLA:CPU its
+    forward and backward (two dots and a sum of shifts) were 1.0-1.9x faster than
+    ``lax.conv_general_dilated``'s on a 2-core AMD EPYC (docs/profile.md).
+    """
+    _, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate(
+        [padded[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3)], axis=-1)
+    return jnp.einsum("bhwk,ko->bhwo", patches, kernel.reshape(9 * c, kernel.shape[-1]))
+
+
+def resolve_conv(conv: str) -> str:
+    """``conv`` checked against :data:`CONVS`."""
+    if conv not in CONVS:
+        raise ValueError(f"UNet: conv must be one of {CONVS}, got {conv!r}")
+    return conv
+
+
 class ConvBlock(nnx.Module):
     """Two (3x3 conv without bias -> BatchNorm -> ReLU) layers, channels-last.
 
-    ``[B, H, W, in_channels] -> [B, H, W, out_channels]`` in the compute ``dtype``.
+    ``[B, H, W, in_channels] -> [B, H, W, out_channels]`` in the compute ``dtype``. ``conv``:
+    ``"lax"`` (``nnx.Conv``) or ``"im2col"`` (:func:`conv3x3_im2col` on the same kernels).
     """
 
     def __init__(
@@ -70,19 +95,27 @@ class ConvBlock(nnx.Module):
         dtype: DTypeLike,
         param_dtype: DTypeLike,
         rngs: nnx.Rngs,
+        conv: str = "lax",
     ) -> None:
-        conv = dict(
+        layer = dict(
             kernel_size=(3, 3), padding="SAME", use_bias=False, dtype=dtype, param_dtype=param_dtype
         )
         norm = dict(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, dtype=dtype, param_dtype=param_dtype)
-        self.conv1 = nnx.Conv(in_channels, out_channels, **conv, rngs=rngs)
+        self.conv1 = nnx.Conv(in_channels, out_channels, **layer, rngs=rngs)
         self.bn1 = nnx.BatchNorm(out_channels, **norm, rngs=rngs)
-        self.conv2 = nnx.Conv(out_channels, out_channels, **conv, rngs=rngs)
+        self.conv2 = nnx.Conv(out_channels, out_channels, **layer, rngs=rngs)
         self.bn2 = nnx.BatchNorm(out_channels, **norm, rngs=rngs)
+        self.conv = resolve_conv(conv)
+        self.dtype = dtype
+
+    def _conv(self, layer: nnx.Conv, x: jax.Array) -> jax.Array:
+        if self.conv == "lax":
+            return layer(x)
+        return conv3x3_im2col(x.astype(self.dtype), layer.kernel[...].astype(self.dtype))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = jax.nn.relu(self.bn1(self.conv1(x)))
-        return jax.nn.relu(self.bn2(self.conv2(x)))
+        x = jax.nn.relu(self.bn1(self._conv(self.conv1, x)))
+        return jax.nn.relu(self.bn2(self._conv(self.conv2, x)))
 
 
 class UpConv2x(nnx.Module):
@@ -167,6 +200,9 @@ class UNet(nnx.Module):
         e.g. the coil-combined view of a network that reads each coil); the output
         convolution's kernel starts at zero, so the untrained network returns its input (or
         ``base``) unchanged. False: the seed's plain U-Net.
+      conv: the 3x3 convolutions: ``"lax"`` (default, ``nnx.Conv``) or ``"im2col"``
+        (:func:`conv3x3_im2col`, faster per convolution on XLA:CPU, 9x the activation memory);
+        same parameters, same function.
       remat: rematerialise each ConvBlock (``nnx.remat``): its activations are recomputed in
         the backward pass instead of kept, trading FLOPs for memory. Same function, same
         parameters, same gradients.
@@ -184,21 +220,23 @@ class UNet(nnx.Module):
         resample: Resample = "einsum",
         residual: bool = False,
         remat: bool = False,
+        conv: str = "lax",
     ) -> None:
         if resample not in ("einsum", "lax"):
             raise ValueError(f"UNet: resample must be 'einsum' or 'lax', got {resample!r}")
         c = base_channels
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.enc1 = ConvBlock(in_channels, c, **kw)
-        self.enc2 = ConvBlock(c, 2 * c, **kw)
-        self.enc3 = ConvBlock(2 * c, 4 * c, **kw)
-        self.bottleneck = ConvBlock(4 * c, 8 * c, **kw)
+        blk = dict(kw, conv=resolve_conv(conv))
+        self.enc1 = ConvBlock(in_channels, c, **blk)
+        self.enc2 = ConvBlock(c, 2 * c, **blk)
+        self.enc3 = ConvBlock(2 * c, 4 * c, **blk)
+        self.bottleneck = ConvBlock(4 * c, 8 * c, **blk)
         self.up3 = UpConv2x(8 * c, 4 * c, resample=resample, **kw)
-        self.dec3 = ConvBlock(8 * c, 4 * c, **kw)
+        self.dec3 = ConvBlock(8 * c, 4 * c, **blk)
         self.up2 = UpConv2x(4 * c, 2 * c, resample=resample, **kw)
-        self.dec2 = ConvBlock(4 * c, 2 * c, **kw)
+        self.dec2 = ConvBlock(4 * c, 2 * c, **blk)
         self.up1 = UpConv2x(2 * c, c, resample=resample, **kw)
-        self.dec1 = ConvBlock(2 * c, c, **kw)
+        self.dec1 = ConvBlock(2 * c, c, **blk)
         self.out_conv = nnx.Conv(c, out_channels, kernel_size=(1, 1), use_bias=True, **kw)
         if residual:  # Start as the identity: the output layer adds nothing until trained.
             self.out_conv.kernel[...] = jnp.zeros_like(self.out_conv.kernel[...])

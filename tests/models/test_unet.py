@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from kmri_jax.models import UNet, count_params
+from kmri_jax.models.unet import conv3x3_im2col, resolve_conv
 from kmri_jax.models.torch_weights import default_key_map, torch_to_nnx_state
 
 
@@ -83,13 +84,14 @@ def torch_and_model():  # noqa: ANN201
     return torch, ref, model
 
 
-@pytest.mark.parametrize("resample", ["einsum", "lax"])
-def test_matches_pytorch_reference_eval(torch_and_model, resample: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("resample, conv", [("einsum", "im2col"), ("einsum", "lax"),
+                                            ("lax", "lax")])
+def test_matches_pytorch_reference_eval(torch_and_model, resample: str, conv: str) -> None:  # noqa: ANN001
     torch, ref, model = torch_and_model
-    if resample == "lax":  # same parameters, other implementation of pooling / up-sampling
-        other = UNet(rngs=nnx.Rngs(2), base_channels=4, resample="lax")
-        nnx.update(other, nnx.state(model))
-        model = other
+    # Same parameters, other implementations of pooling / up-sampling / the 3x3 convolutions.
+    other = UNet(rngs=nnx.Rngs(2), base_channels=4, resample=resample, conv=conv)
+    nnx.update(other, nnx.state(model))
+    model = other
     x = np.random.default_rng(0).normal(size=(2, 2, 12, 19)).astype(np.float32)
     ref.eval()
     model.eval()
@@ -163,3 +165,51 @@ def test_remat_gives_the_same_loss_gradients_and_batch_statistics() -> None:
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s0)):  # running stats updated alike
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
     assert any(float(jnp.max(jnp.abs(leaf))) > 0 for leaf in jax.tree.leaves(g0))
+
+
+def test_im2col_conv_matches_scipy_correlate() -> None:
+    """conv3x3_im2col is the zero-padded 3x3 cross-correlation summed over input channels."""
+    from scipy.signal import correlate
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 9, 3)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+    got = np.asarray(conv3x3_im2col(jnp.asarray(x), jnp.asarray(k)))
+    ref = np.zeros((2, 7, 9, 4))
+    for b in range(2):
+        for o in range(4):
+            for c in range(3):
+                ref[b, :, :, o] += correlate(x[b, :, :, c].astype(np.float64), k[:, :, c, o],
+                                             mode="same")
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_im2col_gradients_match_finite_differences() -> None:
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(4)
+        x = jnp.asarray(rng.normal(size=(1, 5, 6, 2)))
+        k = jnp.asarray(rng.normal(size=(3, 3, 2, 3)))
+        w = jnp.asarray(rng.normal(size=(1, 5, 6, 3)))
+
+        def loss(x, k):
+            return jnp.sum(w * jnp.tanh(conv3x3_im2col(x, k)))
+
+        gx, gk = jax.grad(loss, argnums=(0, 1))(x, k)
+        eps = 1e-6
+        for arr, grad, arg in ((x, gx, 0), (k, gk, 1)):
+            flat = np.asarray(arr).ravel()
+            for i in rng.choice(flat.size, 6, replace=False):
+                step = np.zeros_like(flat)
+                step[i] = eps
+                plus = [x, k]
+                minus = [x, k]
+                plus[arg] = jnp.asarray((flat + step).reshape(arr.shape))
+                minus[arg] = jnp.asarray((flat - step).reshape(arr.shape))
+                fd = (loss(*plus) - loss(*minus)) / (2 * eps)
+                np.testing.assert_allclose(np.asarray(grad).ravel()[i], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_conv_option_rejects_bad_values() -> None:
+    assert resolve_conv("im2col") == "im2col"
+    with pytest.raises(ValueError, match="conv must be one of"):
+        UNet(rngs=nnx.Rngs(0), base_channels=4, conv="winograd")
