@@ -81,7 +81,8 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
     it = kdata.train_iterator(store, batch_size=b, seed=0)
     host_batch = next(it)
-    state, _, fn, mesh = train_setup(ny, nx, b, cfg["dtype"], devices=devices)
+    state, _, fn, mesh = train_setup(ny, nx, b, cfg["dtype"], devices=devices,
+                                     conv=cfg.get("conv", "lax"))
     state = sharding.replicate(state, mesh)
     dev_batch = sharding.shard_batch(host_batch, mesh)
 
@@ -289,7 +290,8 @@ def run_scaling(args: argparse.Namespace, ny: int, nx: int, batch: int, backend_
 def run_config(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     cfg = dict(ny=ny, nx=nx, batch=batch, dtype=args.dtype, warmup=args.warmup,
                steps_per_repeat=args.steps_per_repeat, torch_threads=args.torch_threads,
-               store_dir=str(args.store_root / f"store-{ny}x{nx}"), cpu_devices=args.cpu_devices)
+               store_dir=str(args.store_root / f"store-{ny}x{nx}"), cpu_devices=args.cpu_devices,
+               conv=args.conv)
     ensure_bench_store(Path(cfg["store_dir"]), ny, nx, batch)  # build once, before the workers
     ctx = mp.get_context("spawn")
     targets = [("jax", jax_worker)] + ([] if args.no_torch else [("torch", torch_worker)])
@@ -502,6 +504,8 @@ def main() -> None:
                     help="HxW:B image size and global batch (default: 256x256:8 424x736:32 128x128:8)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                     help="U-Net compute dtype (parameters, optimizer and simulator stay float32)")
+    ap.add_argument("--conv", choices=("lax", "im2col"), default="lax",
+                    help="model.conv of the kmri_jax U-Net (its 3x3 convolutions)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1, help="warm-up repeats (the first compiles)")
     ap.add_argument("--steps-per-repeat", type=int, default=2,
