@@ -183,6 +183,14 @@ def _megabytes(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+def _unretrieved_to_debug(record: logging.LogRecord) -> bool:
+    """asyncio log filter: "... exception was never retrieved" records go to our debug log."""
+    if "exception was never retrieved" in str(record.msg):
+        log.debug("asyncio, after a failed checkpoint read: %s", record.getMessage())
+        return False
+    return True
+
+
 class _HeldOutput:
     """Holds what is printed to ``sys.stderr`` while Orbax reads a checkpoint.
 
@@ -190,7 +198,10 @@ class _HeldOutput:
     still completing, and their callbacks print ``RuntimeError: Event loop is closed``
     tracebacks from C++, straight to ``sys.stderr``; unawaited coroutines are finalised with
     more. On success the held text is printed as usual; after a failure it goes to the debug
-    log, once the machinery has wound down, so the user sees our one message only.
+    log, once the machinery has wound down, so the user sees our one message only. The tasks of
+    the other reads may be garbage-collected later still (on a loaded machine, after the
+    settling time), and asyncio then logs "Task exception was never retrieved" with the same
+    error: after a failure those records go to the debug log too, for the rest of the process.
     """
 
     def __enter__(self) -> _HeldOutput:
@@ -201,6 +212,9 @@ class _HeldOutput:
 
     def failed(self, *, settle_s: float = 1.0) -> None:
         sys.unraisablehook = lambda *_: None
+        asyncio_log = logging.getLogger("asyncio")
+        if _unretrieved_to_debug not in asyncio_log.filters:
+            asyncio_log.addFilter(_unretrieved_to_debug)
         gc.collect()
         time.sleep(settle_s)
         gc.collect()
