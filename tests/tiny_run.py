@@ -68,10 +68,18 @@ _RUN_LOOP = textwrap.dedent("""
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without device-count, cache and SLURM settings, CPU only, plus extra."""
+    """This environment without device-count, cache and SLURM settings, CPU only, plus extra.
+
+    ``XLA_FLAGS`` keeps only the suite's optimisation level (tests/conftest.py), followed by
+    any ``XLA_FLAGS`` in ``extra``."""
     drop = ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_COMPILATION_CACHE_DIR", "KMRI_DISTRIBUTED")
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("SLURM_")}
     env["JAX_PLATFORMS"] = "cpu"
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
+            if f.startswith("--xla_backend_optimization_level")]
+    flags = " ".join([*kept, extra.pop("XLA_FLAGS", "")]).strip()
+    if flags:
+        env["XLA_FLAGS"] = flags
     env.update(extra)
     return env
 

@@ -16,6 +16,7 @@ from kmri_jax import sim
 from kmri_jax.cli import evaluate as cli
 from kmri_jax.data import PreprocessOptions, SliceStore, build_store
 from kmri_jax.tasks import model_io
+from once import once_per_run
 from task_helpers import listing
 
 COMBOS = (0, 40, 80)
@@ -34,36 +35,46 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def store(phantom, tmp_path_factory) -> Path:
-    """The 2-subject phantom prepared at the tiny model's size: sub-01 test, sub-02 val."""
-    path = tmp_path_factory.mktemp("eval") / "store"
-    build_store(phantom, path, options=PreprocessOptions(ny=32, nx=48),
-                splits={"train": [], "val": ["sub-02"], "test": ["sub-01"]})
-    return path
+    """The 2-subject phantom prepared at the tiny model's size: sub-01 test, sub-02 val (once
+    per test run, tests/once.py, like the fixtures below)."""
+
+    def compute(folder):
+        build_store(phantom, folder / "store", options=PreprocessOptions(ny=32, nx=48),
+                    splits={"train": [], "val": ["sub-02"], "test": ["sub-01"]})
+        return {"path": str(folder / "store")}
+
+    return Path(once_per_run(tmp_path_factory, "eval-store", compute)["path"])
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A tiny non-residual checkpoint with random weights and perturbed BatchNorm statistics
     (the shared fixture's residual model starts as the identity: output = input)."""
-    from tiny_run import tiny_config
-    from kmri_jax.train.state import create_state
 
-    config = tiny_config()
-    config.model.residual = False
-    state, _ = create_state(7, model_config=config.model, tx=optax.identity())
-    stats = jax.tree.map(lambda v: v + 0.05, state.batch_stats)
-    workdir = tmp_path_factory.mktemp("trained")
-    model_io.save_model_checkpoint(workdir, config, state.params, stats)
-    return workdir
+    def compute(workdir):
+        from tiny_run import tiny_config
+        from kmri_jax.train.state import create_state
+
+        config = tiny_config()
+        config.model.residual = False
+        state, _ = create_state(7, model_config=config.model, tx=optax.identity())
+        stats = jax.tree.map(lambda v: v + 0.05, state.batch_stats)
+        model_io.save_model_checkpoint(workdir, config, state.params, stats)
+        return {"path": str(workdir)}
+
+    return Path(once_per_run(tmp_path_factory, "eval-trained", compute)["path"])
 
 
 @pytest.fixture(scope="module")
 def report(store, trained, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "report"
-    rc = cli.main(["--checkpoint", str(trained), "--store", str(store), "--output", str(out),
-                   "--combinations", ",".join(map(str, COMBOS)), "--batch-size", "8"])
-    assert rc == 0
-    return out
+    def compute(folder):
+        out = folder / "report"
+        rc = cli.main(["--checkpoint", str(trained), "--store", str(store), "--output", str(out),
+                       "--combinations", ",".join(map(str, COMBOS)), "--batch-size", "8"])
+        assert rc == 0
+        return {"path": str(out)}
+
+    return Path(once_per_run(tmp_path_factory, "eval-report", compute)["path"])
 
 
 def test_tables_and_figures(report, store):

@@ -55,8 +55,11 @@ def test_two_processes_preempted_and_resumed_train_as_one(loop_runs, tmp_path):
     assert (ref["processes"], ref["devices"]) == (1, 2) and len(ref["losses"]) == 12
     shared = tmp_path / "two-processes"
     # SIGTERM to task 1 after step 2: both tasks stop at the next synced step (every 10).
-    first = _two_task_step(shared, cache=loop_runs["cache"], sigterm_at=2)
-    resumed = _two_task_step(shared, cache=loop_runs["cache"])
+    # Its own compilation cache (the resumed step reads the first's): loop_runs' cache is
+    # checked for no new entries by test_runtime.py, maybe at the same time on another worker.
+    cache = str(tmp_path / "xla-cache")
+    first = _two_task_step(shared, cache=cache, sigterm_at=2)
+    resumed = _two_task_step(shared, cache=cache)
     for part in first + resumed:
         assert (part["processes"], part["devices"]) == (2, 2)
     assert [p["process"] for p in first] == [0, 1]
