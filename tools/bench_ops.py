@@ -88,12 +88,17 @@ def _jax_op(op: dict[str, Any], batch: int) -> Callable[[], None]:
         def conv(x_, w_):
             return jax.lax.conv_general_dilated(x_, w_, (1, 1), "SAME", dimension_numbers=dn)
 
+        # Every array is an argument: a captured one would be a constant, and XLA would fold
+        # its layout transposes (e.g. of x for the weight gradient) into the compiled program.
         if kind == "conv_fwd":
-            f, args = jax.jit(conv), (x, w)
+            f = jax.jit(conv)
+            args = (x, w)
         elif kind == "conv_dgrad":
-            f, args = jax.jit(lambda w_, g_: jax.vjp(lambda x_: conv(x_, w_), x)[1](g_)[0]), (w, g)
+            f = jax.jit(lambda x_, w_, g_: jax.vjp(lambda xx: conv(xx, w_), x_)[1](g_)[0])
+            args = (x, w, g)
         else:
-            f, args = jax.jit(lambda x_, g_: jax.vjp(lambda w_: conv(x, w_), w)[1](g_)[0]), (x, g)
+            f = jax.jit(lambda x_, w_, g_: jax.vjp(lambda ww: conv(x_, ww), w_)[1](g_)[0])
+            args = (x, w, g)
     elif kind == "bn_relu":
         x, g = rand(b, s, s, cin), rand(b, s, s, cin)
         scale, bias = jnp.ones(cin), jnp.zeros(cin)
