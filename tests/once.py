@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,16 @@ def once_per_run(tmp_path_factory, name: str, compute: Callable[[Path], dict[str
     """``compute(folder)`` run once per test run; its JSON-able result, for every worker.
 
     ``folder`` (``<run>/<name>``) is empty when ``compute`` starts and stays for the run. If
-    ``compute`` fails, nothing is recorded and the next caller computes again (and fails alike).
+    ``compute`` fails, nothing is recorded and the next caller computes again, in an emptied
+    folder (and fails alike).
     """
     shared = run_folder(tmp_path_factory)
     folder, result = shared / name, shared / f"{name}.json"
     with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not result.exists():
-            folder.mkdir(exist_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed computation left
+            folder.mkdir()
             value = compute(folder)
             result.write_text(json.dumps(value))
         return json.loads(result.read_text())

@@ -58,9 +58,8 @@ _SCRIPT = textwrap.dedent("""
 
 
 def test_four_devices_equal_one():
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
-                         "--xla_force_host_platform_device_count=4".strip())
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags.strip())
     here = os.path.dirname(os.path.dirname(__file__))  # tests/, where tiny_run.py is
     done = subprocess.run([sys.executable, "-c", _SCRIPT, here], env=env, capture_output=True,
                           text=True, timeout=600)

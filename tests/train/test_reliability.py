@@ -142,7 +142,6 @@ def test_a_corrupt_checkpoint_prints_one_message_and_no_traceback(tmp_path):
     assert (tmp_path / "checkpoints" / "1").is_dir()
 
 
-
 _LATE_UNRETRIEVED = textwrap.dedent("""
     import asyncio, gc, logging, sys
     from kmri_jax.train import checkpointing
@@ -176,6 +175,7 @@ def test_tasks_collected_after_a_failed_read_print_nothing(after):
         assert lines == ["end"], done.stderr[-3000:]
     else:
         assert "Task exception was never retrieved" in done.stderr
+
 
 # -- a full disk -------------------------------------------------------------------------------
 
