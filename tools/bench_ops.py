@@ -30,15 +30,15 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from bench_common import machine_info  # noqa: E402  (no heavy imports: workers pin first)
 
 
 def unet_ops(size: int, base: int = 32) -> list[dict[str, Any]]:
@@ -231,15 +231,9 @@ def _worker(conn: Any, side: str, cpu: int, ops: list[dict], size: int, batch: i
 
 
 def cpu_description() -> str:
-    """``lscpu``'s model name and the vector extensions that matter here."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    wanted = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
-    return f"{fields.get('Model name', '?').strip()} ({' '.join(wanted)})"
+    """The processor and its vector extensions (``bench_common.machine_info``)."""
+    info = machine_info()
+    return f"{info['cpu']} ({' '.join(info['cpu_vector_flags'])})"
 
 
 def main() -> None:
