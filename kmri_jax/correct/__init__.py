@@ -4,7 +4,7 @@
 
     from kmri_jax import correct, sim
 
-    d_hat = correct.estimate_motion(out.kspace, out.mask)          # [ny] px, zero mean
+    d_hat = correct.estimate_motion(out.kspace, out.mask)          # [ny] px, see centre_displacement
     fixed = correct.undo_motion(out.kspace, d_hat)                 # [ny, nx] complex64
     best = correct.oracle(out)                                     # true motion undone
 
@@ -13,9 +13,11 @@ Depends only on :mod:`kmri_jax.sim` and JAX.
 """
 
 from kmri_jax.correct.focus import gradient_entropy, image_entropy
-from kmri_jax.correct.motion import default_n_focus, estimate_motion, oracle, undo_motion
+from kmri_jax.correct.motion import (centre_displacement, default_n_focus, estimate_motion,
+                                    oracle, undo_motion)
 
 __all__ = [
+    "centre_displacement",
     "default_n_focus",
     "estimate_motion",
     "gradient_entropy",

@@ -20,8 +20,8 @@ mask. It assumes a real, non-negative image (as :func:`kmri_jax.sim.corrupt` sim
    :mod:`kmri_jax.correct.joint`).
 
 A displacement is identifiable only up to a constant (a global shift changes no sharpness or
-consistency measure); the estimate is returned with zero mean over the acquired lines (the
-simulator's breathing trace has mean ~0), and 0 on lines not acquired.
+consistency measure); the estimate is returned with the robust mid-range of the acquired
+lines at zero (:func:`centre_displacement`), and 0 on lines not acquired.
 """
 
 from __future__ import annotations
@@ -76,6 +76,40 @@ def oracle(corrupted: sim.Corrupted) -> jax.Array:
     return undo_motion(corrupted.kspace, corrupted.displacement, corrupted.displacement_pe)
 
 
+CENTRE_QUANTILE = 0.1
+"""The quantile pair ``(q, 1 - q)`` whose mid-point :func:`centre_displacement` puts at zero."""
+
+
+def centre_displacement(displacement: jax.Array, mask: jax.Array, *,
+                        quantile: float = CENTRE_QUANTILE) -> jax.Array:
+    """A displacement with the constant this package returns: the robust mid-range over the
+    acquired lines at zero, and 0 on the lines not acquired.
+
+    A per-line displacement is identifiable only up to a constant. Breathing oscillates about
+    its rest level and its samples crowd at the turning points, where the mid-point of a low
+    and a high quantile of the samples estimates the centre of the excursion more precisely
+    than their mean (docs/correction.md, "The constant").
+
+    Args:
+      displacement: ``[..., ny]`` px.
+      mask: ``[..., ny] bool`` acquired lines.
+      quantile: ``q`` in ``[0, 0.5]``: the mid-point of the ``q`` and ``1 - q`` quantiles
+        (numpy's linear interpolation) over the acquired lines becomes 0.
+
+    Returns:
+      ``[..., ny]`` of the dtype of ``displacement``; all zeros where no line is acquired.
+    """
+    d = jnp.asarray(displacement)
+    mask = jnp.asarray(mask).astype(bool)
+    if not 0.0 <= quantile <= 0.5:
+        raise ValueError(f"quantile must be in [0, 0.5]; got {quantile!r}.")
+    acquired = jnp.where(mask, d, jnp.nan)
+    q = jnp.asarray([quantile, 1.0 - quantile], jnp.float32)
+    lo, hi = jnp.nanquantile(acquired, q, axis=-1, keepdims=True)
+    centre = jnp.where(jnp.any(mask, -1, keepdims=True), 0.5 * (lo + hi), 0.0)
+    return jnp.where(mask, d - centre, 0.0).astype(d.dtype)
+
+
 def default_n_focus(ny: int) -> int:
     """Default number of units in the autofocus stage: ``max(3, ceil(0.04 * ny))`` (about
     the units of an 8% fully sampled centre, Hermitian pairs counting once)."""
@@ -125,7 +159,8 @@ def estimate_motion(
       group_moves: joint iterations before which energy bands may move as a block.
 
     Returns:
-      ``[ny] float32`` displacement, px: zero mean over the acquired lines, 0 elsewhere.
+      ``[ny] float32`` displacement, px: :func:`centre_displacement` (robust mid-range zero
+      over the acquired lines), 0 elsewhere.
     """
     kspace = jnp.asarray(kspace)
     mask = jnp.asarray(mask)
@@ -207,6 +242,4 @@ def _estimate(
             n_outer=n_outer, n_inner=n_inner, tv_weight=tv_weight, step=search_step,
             prior=prior, group_moves=group_moves,
         )
-    d = jnp.where(mask, p[unit] + offset, 0.0)
-    n = jnp.maximum(jnp.sum(mask), 1)
-    return jnp.where(mask, d - jnp.sum(d) / n, 0.0).astype(jnp.float32)
+    return centre_displacement(p[unit] + offset, mask).astype(jnp.float32)

@@ -111,8 +111,9 @@ class Prediction(NamedTuple):
       kspace: ``[B, 2, ny, nx]`` float32 predicted k-space channels, divided by ``scale``.
       target: ``[B, 2, ny, nx]`` float32 clean k-space channels, divided by ``scale``.
       scale: ``[B]`` the input scale ``s``.
-      displacement: ``[B, ny]`` float32 predicted displacement (px, zero mean over the
-        acquired lines; 0 elsewhere), or None for kinds that predict none.
+      displacement: ``[B, ny]`` float32 predicted displacement (px, with the constant of
+        ``correct.centre_displacement``; 0 off the acquired lines), or None for kinds that
+        predict none.
     """
 
     kspace: jax.Array
@@ -146,13 +147,6 @@ def _call(model: Callable[..., jax.Array], combined: jax.Array, coils: jax.Array
     if coils is None:
         return model(combined)
     return model(coil_channels(coils, scale), base=combined)
-
-
-def zero_mean(displacement: jax.Array, mask: jax.Array) -> jax.Array:
-    """The displacement with zero mean over the acquired lines, 0 elsewhere: ``[B, ny]``."""
-    m = mask.astype(displacement.dtype)
-    mean = jnp.sum(displacement * m, -1, keepdims=True) / jnp.maximum(jnp.sum(m, -1, keepdims=True), 1)
-    return (displacement - mean) * m
 
 
 def _image_stage(net: Callable[[jax.Array], jax.Array], kspace: jax.Array, scale: jax.Array,
@@ -206,7 +200,7 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
 
     Returns:
       ``[B, 2, ny, nx]`` float32 predicted k-space channels divided by ``scale``, and the
-      predicted displacement ``[B, ny]`` (zero mean over the acquired lines) or None.
+      predicted displacement ``[B, ny]`` (``correct.centre_displacement``'s constant) or None.
     """
     if kind == "kspace_unet":
         x = channels(kspace, scale)
@@ -224,7 +218,7 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
 
         def both(model):
             step = model.motion(motion_features(undone, mask)).astype(jnp.float32)
-            d = zero_mean(first + step, mask)
+            d = correct.centre_displacement(first + step, mask)
             return _image_stage(model.image, correct.undo_motion(kspace, d), scale), d
 
         return run(both)
