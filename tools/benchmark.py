@@ -414,6 +414,28 @@ def fmt_rate(s: dict | None) -> tuple[str, str]:
     return f(s["median"]), f"{f(s['min'])}-{f(s['max'])}"
 
 
+DOC_SECTION = "## Training throughput"
+
+
+def add_to_doc(path: Path, text: str, section: str = DOC_SECTION) -> None:
+    """Put a run's tables into ``path`` as the newest entry of ``section``: before the section's
+    first ``### `` entry (or at the section's end when it has none); at the end of the file if
+    the section is missing."""
+    doc = path.read_text() if path.exists() else ""
+    block = text.strip("\n") + "\n\n"
+    start = doc.find(section + " ") if section + " " in doc else doc.find(section + "\n")
+    if start < 0:
+        doc = doc.rstrip("\n") + "\n\n" + block
+    else:
+        end = doc.find("\n## ", start + 1)
+        end = len(doc) if end < 0 else end + 1
+        entry = doc.find("\n### ", start, end)
+        at = end if entry < 0 else entry + 1
+        doc = doc[:at] + block + doc[at:]
+    path.write_text(doc)
+    print(f"added to {path} ({section!r})")
+
+
 def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
     m, v = meta["machine"], meta["machine"]["versions"]
     kinds = sorted({r["info"].get("device_kind", "?") for r in results})
@@ -421,7 +443,8 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
     lines = [
         f"### {meta['date']} — {', '.join(kinds)}, {meta['dtype']}",
         "",
-        f"- Machine: {m['cpu']}, {m['cores']} cores; JAX device: {', '.join(kinds)} "
+        f"- Machine: {m['cpu']} ({' '.join(m.get('cpu_vector_flags') or ['no flags read'])}), "
+        f"{m['cores']} cores; JAX device: {', '.join(kinds)} "
         f"(backend {results[0]['info'].get('backend', '?')}); PyTorch device: {', '.join(torch_dev)}"
         f" ({results[0]['info'].get('torch_threads', '-')} threads).",
         f"- Versions: jax {v['jax']}, jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, "
@@ -545,9 +568,7 @@ def main() -> None:
         text = markdown(saved["results"], saved["scaling"], saved["meta"])
         print(text)
         if args.append_doc:
-            with open(args.append_doc, "a") as f:
-                f.write("\n" + text)
-            print(f"appended to {args.append_doc}")
+            add_to_doc(args.append_doc, text)
         return
 
     # On a GPU, let the JAX and torch workers share the card (no 75% preallocation by JAX).
@@ -578,9 +599,7 @@ def main() -> None:
                                         indent=2))
         print(f"wrote {args.json}")
     if args.append_doc:
-        with open(args.append_doc, "a") as f:
-            f.write("\n" + text)
-        print(f"appended to {args.append_doc}")
+        add_to_doc(args.append_doc, text)
 
 
 if __name__ == "__main__":
