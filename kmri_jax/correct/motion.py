@@ -18,6 +18,8 @@ mask. It assumes a real, non-negative image (as :func:`kmri_jax.sim.corrupt` sim
    exact global 1-D search per unit of the data match (plus a Gaussian prior fitted to the
    centre lines), with occasional block moves of whole energy bands (see
    :mod:`kmri_jax.correct.joint`).
+4. *Range guard.* The strongest units stay within the range the other lines span, widened
+   by ``range_margin`` of it on each side: every line samples the same breathing trace.
 
 A displacement is identifiable only up to a constant (a global shift changes no sharpness or
 consistency measure); the estimate is returned with the robust mid-range of the acquired
@@ -132,6 +134,7 @@ def estimate_motion(
     search_step: float = 0.25,
     prior: bool = True,
     group_moves: tuple[int, ...] = (5, 10),
+    range_margin: float | None = 0.5,
 ) -> jax.Array:
     """Estimate the per-line readout displacement from corrupted k-space alone.
 
@@ -157,6 +160,9 @@ def estimate_motion(
       search_step: grid step of the joint per-unit search, px (Newton refines it).
       prior: Gaussian displacement prior fitted to the centre lines in the joint stage.
       group_moves: joint iterations before which energy bands may move as a block.
+      range_margin: the ``n_focus`` strongest units are kept within the range of the other
+        acquired lines' displacements widened by this fraction of it on each side; None: no
+        guard.
 
     Returns:
       ``[ny] float32`` displacement, px: :func:`centre_displacement` (robust mid-range zero
@@ -180,6 +186,8 @@ def estimate_motion(
         )
     if not max_shift > 0:
         raise ValueError(f"max_shift must be > 0; got {max_shift!r}.")
+    if range_margin is not None and not range_margin >= 0:
+        raise ValueError(f"range_margin must be >= 0 or None; got {range_margin!r}.")
     if n_focus is None:
         n_focus = default_n_focus(kspace.shape[0])
     return _estimate(
@@ -189,6 +197,7 @@ def estimate_motion(
         n_outer=int(n_outer), n_inner=int(n_inner),
         tv_weight=tuple(float(v) for v in tv_weight), search_step=float(search_step),
         prior=bool(prior), group_moves=tuple(int(g) for g in group_moves),
+        range_margin=None if range_margin is None else float(range_margin),
     )
 
 
@@ -196,7 +205,7 @@ def estimate_motion(
     jax.jit,
     static_argnames=(
         "max_shift", "hermitian", "n_focus", "focus_criterion", "focus_sweeps", "n_outer",
-        "n_inner", "tv_weight", "search_step", "prior", "group_moves",
+        "n_inner", "tv_weight", "search_step", "prior", "group_moves", "range_margin",
     ),
 )
 def _estimate(
@@ -215,6 +224,7 @@ def _estimate(
     search_step: float,
     prior: bool,
     group_moves: tuple[int, ...],
+    range_margin: float | None,
 ) -> jax.Array:
     """:func:`estimate_motion` on checked inputs (compiled once per shape and options)."""
     ny, nx = kspace.shape
@@ -242,4 +252,7 @@ def _estimate(
             n_outer=n_outer, n_inner=n_inner, tv_weight=tv_weight, step=search_step,
             prior=prior, group_moves=group_moves,
         )
+    if range_margin is not None:
+        p = _units.clip_strongest_to_range(p, mask, unit, offset, rank, n_strongest=n_focus,
+                                           margin=range_margin)
     return centre_displacement(p[unit] + offset, mask).astype(jnp.float32)

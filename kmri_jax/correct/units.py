@@ -139,3 +139,28 @@ def unit_mean(values: jax.Array, mask: jax.Array, unit: jax.Array) -> jax.Array:
     s = jax.ops.segment_sum(jnp.where(mask, values, 0.0), unit, num_segments=ny)
     n = jax.ops.segment_sum(mask.astype(jnp.float32), unit, num_segments=ny)
     return s / jnp.maximum(n, 1.0)
+
+
+def clip_strongest_to_range(
+    p: jax.Array, mask: jax.Array, unit: jax.Array, offset: jax.Array, rank: jax.Array, *,
+    n_strongest: int, margin: float,
+) -> jax.Array:
+    """Keep the ``n_strongest`` units inside the range the other lines span: unit parameters
+    ``p [ny]`` -> ``[ny]``.
+
+    Every line samples the same breathing trace, so a strong unit cannot sit far outside the
+    range ``[lo, hi]`` of the other acquired lines' displacements ``p[unit] + offset``. A
+    strong unit whose mean line displacement lies outside ``[lo - m, hi + m]``,
+    ``m = margin * (hi - lo)``, moves to the nearest end of that interval (its lines keep
+    their offsets); nothing moves when fewer than two other lines are acquired.
+    """
+    d = p[unit] + offset
+    strong = rank < n_strongest                                     # [ny] per unit
+    other = mask & ~strong[unit]
+    lo = jnp.min(jnp.where(other, d, jnp.inf))
+    hi = jnp.max(jnp.where(other, d, -jnp.inf))
+    m = margin * (hi - lo)
+    position = unit_mean(d, mask, unit)                             # [ny] per unit
+    moved = jnp.clip(position, lo - m, hi + m) - position
+    enough = jnp.sum(other) >= 2
+    return jnp.where(strong & enough, p + moved, p)

@@ -144,6 +144,9 @@ def test_centre_displacement_matches_numpy_quantiles():
     np.testing.assert_allclose(one, np.asarray(correct.centre_displacement(d, mask))[0], atol=1e-6)
     with pytest.raises(ValueError, match="quantile"):
         correct.centre_displacement(d, mask, quantile=0.7)
+    with pytest.raises(ValueError, match="range_margin"):
+        correct.estimate_motion(jnp.zeros((8, 8), jnp.complex64), jnp.ones(8, bool),
+                                range_margin=-1.0)
 
 
 def test_centre_displacement_beats_the_mean_on_a_breathing_excursion():
@@ -156,6 +159,41 @@ def test_centre_displacement_beats_the_mean_on_a_breathing_excursion():
     offset_mid = d[:, 0] - np.asarray(correct.centre_displacement(d, mask))[:, 0]
     offset_mean = d.mean(1)
     assert np.sqrt(np.mean(offset_mid ** 2)) < 0.8 * np.sqrt(np.mean(offset_mean ** 2))
+
+
+def test_range_guard_moves_only_strong_units_outside_the_widened_range():
+    """numpy reference of the rule: a strong unit whose mean line displacement lies beyond
+    the other lines' range widened by margin * range moves to the nearest end of it."""
+    from kmri_jax.correct import units
+
+    ny = 12
+    mask = np.ones(ny, bool)
+    mask[[3, 7]] = False
+    unit = np.arange(ny)
+    unit[10] = 1                                   # a pair: lines 1 and 10 share unit 1
+    offset = np.zeros(ny, np.float32)
+    offset[1], offset[10] = 0.5, -0.5
+    rank = np.full(ny, ny - 1)                     # strongest units: 1 (rank 0), 4 (rank 1)
+    rank[1], rank[4] = 0, 1
+    p = np.linspace(-1.0, 1.0, ny).astype(np.float32)
+    p[1], p[4] = 9.0, 0.3                          # unit 1 far out, unit 4 inside
+    got = np.asarray(units.clip_strongest_to_range(
+        jnp.asarray(p), jnp.asarray(mask), jnp.asarray(unit), jnp.asarray(offset),
+        jnp.asarray(rank), n_strongest=2, margin=0.5))
+    d = p[unit] + offset
+    other = mask & ~np.isin(unit, [1, 4])
+    lo, hi = d[other].min(), d[other].max()
+    top = hi + 0.5 * (hi - lo)
+    want = p.copy()
+    want[1] = p[1] + (top - np.mean(d[[1, 10]]))   # the pair's mean moves to the top end
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # fewer than two other lines: nothing moves
+    few = np.zeros(ny, bool)
+    few[[1, 10, 4, 0]] = True
+    same = np.asarray(units.clip_strongest_to_range(
+        jnp.asarray(p), jnp.asarray(few), jnp.asarray(unit), jnp.asarray(offset),
+        jnp.asarray(rank), n_strongest=2, margin=0.5))
+    np.testing.assert_array_equal(same, p)
 
 
 def test_estimate_improves_ssim_like_error():
