@@ -40,6 +40,7 @@ import datetime
 import json
 import multiprocessing as mp
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -423,10 +424,11 @@ def add_to_doc(path: Path, text: str, section: str = DOC_SECTION) -> None:
     the section is missing."""
     doc = path.read_text() if path.exists() else ""
     block = text.strip("\n") + "\n\n"
-    start = doc.find(section + " ") if section + " " in doc else doc.find(section + "\n")
-    if start < 0:
+    heading = re.search(rf"^{re.escape(section)}\b.*$", doc, flags=re.MULTILINE)
+    if heading is None:
         doc = doc.rstrip("\n") + "\n\n" + block
     else:
+        start = heading.start()
         end = doc.find("\n## ", start + 1)
         end = len(doc) if end < 0 else end + 1
         entry = doc.find("\n### ", start, end)
