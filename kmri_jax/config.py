@@ -78,7 +78,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     # kspace_unet (the seed's: k-space in and out), image_unet (zero-filled image in, corrected
     # image out), motion_unet (per-line displacement predicted, undone exactly, then an image
-    # U-Net); see kmri_jax/train/networks.py.
+    # U-Net), estimate_unet (the training-free estimate undone, then an image U-Net); see
+    # kmri_jax/train/networks.py.
     c.model.kind = "kspace_unet"
     # With corruption.coils = C: "combined" (the adjoint-SENSE combined k-space, 2 channels)
     # or "coils" (every coil's k-space, 2C channels, residual on the combined; not motion_unet).
@@ -106,6 +107,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.loss = "seed_masked_l1"  # seed_masked_l1 | kspace_l1 | image_l1 | hybrid
     c.train.loss_weights = ml_collections.ConfigDict({"kspace_l1": 1.0, "image_l1": 0.0})
     c.train.displacement_weight = 0.1  # motion_unet: weight of the displacement L1 (px) term.
+    # estimate_unet trains on the true displacement undone (with the estimate's constant),
+    # optionally spoiled as an estimate is: per sample up to this fraction of lines left
+    # uncorrected, and an error of up to this fraction of the displacement's spread on the
+    # others (kmri_jax/train/residual_motion.py). 0.3 / 0.3 did not help at the quickstart's
+    # budget (docs/results.md).
+    c.train.spoil_keep = 0.0
+    c.train.spoil_jitter = 0.0
     c.train.augment = ""  # "flips", "zoom" or "flips,zoom": change the clean slices first.
     c.train.log_every_steps = 50
 

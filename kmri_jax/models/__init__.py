@@ -1,8 +1,8 @@
 """The networks (architecture only; no training code, no simulator import).
 
-:func:`build` makes the network of a ``config.model`` kind: ``kspace_unet`` and ``image_unet``
-are a :class:`UNet` (what it reads is the training code's choice), ``motion_unet`` a
-:class:`MotionCorrector` (a :class:`MotionNet` and an image :class:`UNet`).
+:func:`build` makes the network of a ``config.model`` kind: ``kspace_unet``, ``image_unet``
+and ``estimate_unet`` are a :class:`UNet` (what it reads is the training code's choice),
+``motion_unet`` a :class:`MotionCorrector` (a :class:`MotionNet` and an image :class:`UNet`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def build(model_config: Any, *, rngs: nnx.Rngs, in_channels: int = 2) -> nnx.Mod
     a U-Net kind (2C when it reads C coils)."""
     dtype = jnp.dtype(model_config.compute_dtype)
     kind = model_config.get("kind", "kspace_unet")
-    if kind in ("kspace_unet", "image_unet"):
+    if kind in ("kspace_unet", "image_unet", "estimate_unet"):
         return UNet(rngs=rngs, base_channels=model_config.base_channels, dtype=dtype,
                     in_channels=in_channels, residual=model_config.residual,
                     remat=model_config.get("remat", False), conv=model_config.get("conv", "lax"))
@@ -37,4 +37,5 @@ def build(model_config: Any, *, rngs: nnx.Rngs, in_channels: int = 2) -> nnx.Mod
                                motion_depth=model_config.motion_depth, dtype=dtype,
                                remat=model_config.get("remat", False),
                                conv=model_config.get("conv", "lax"))
-    raise ValueError(f"model.kind must be kspace_unet, image_unet or motion_unet, got {kind!r}")
+    raise ValueError("model.kind must be kspace_unet, image_unet, motion_unet or estimate_unet, "
+                     f"got {kind!r}")

@@ -50,7 +50,8 @@ from kmri_jax.tasks.report import METHOD_COLUMNS, METRICS, PARAMS
 from kmri_jax.train import evaluation, sharding
 from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.metrics import magnitude_image
-from kmri_jax.train.step import compiled_baseline, compiled_eval
+from kmri_jax.train.networks import SEARCHING_KINDS
+from kmri_jax.train.step import SEARCHED, compiled_baseline, compiled_eval
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,10 @@ def _records_batches(store: kdata.SliceStore, rows: Sequence[int], combos: Seque
 
 
 def _severity_panels(store, state, predict, baseline_step, split_rows: np.ndarray,
-                     methods: Sequence[str], batch_size: int, mesh
+                     methods: Sequence[str], batch_size: int, mesh, *, reuse: bool = False
                      ) -> tuple[list[dict[str, object]], str]:
-    """Images of the severity figure (see the module doc) for each method, and which slice."""
+    """Images of the severity figure (see the module doc) for each method, and which slice.
+    ``reuse``: the network gets the estimate row's displacement instead of searching again."""
     volumes = store.index["volume"][split_rows]
     first = split_rows[volumes == volumes[0]]
     row = int(first[len(first) // 2])
@@ -159,9 +161,11 @@ def _severity_panels(store, state, predict, baseline_step, split_rows: np.ndarra
     parts: list[dict[str, np.ndarray]] = []
     for batch in _records_batches(store, [row] * n, SEVERITY_COMBINATIONS, batch_size):
         sharded = sharding.shard_batch(batch, mesh)
-        out = dict(predict(state, sharded))
+        d = None
         if "estimate" in methods:  # the evaluation's own compiled search, same shapes
             d = baseline_step(sharded)["estimate_displacement"]
+        out = dict(predict(state, {**sharded, SEARCHED: d} if reuse else sharded))
+        if d is not None:
             out["estimate"] = sim.to_channels(correct.undo_motion(
                 sim.from_channels(out["input"]), d))
         parts.append({k: evaluation.to_host(v) for k, v in out.items()})
@@ -284,12 +288,17 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
 
     log.info("evaluating step %d on %d %s slices x %d combinations: %s", model.step,
              len(split_rows), split, len(combos), ", ".join(chosen))
-    parts = [evaluation.run_eval(_with_identity(baseline_step), None, batches(), mesh)]
+    # A network that undoes the search reuses the displacements the estimate row found.
+    reuse = "estimate" in chosen and config.model.kind in SEARCHING_KINDS
+    searched: list[jax.Array] = []
+    parts = [evaluation.run_eval(_with_identity(baseline_step), None, batches(), mesh,
+                                 collect={"estimate_displacement": searched} if reuse else None)]
     if "model" in chosen:
-        parts.append(evaluation.run_eval(eval_step, state, batches(), mesh))
+        parts.append(evaluation.run_eval(eval_step, state, batches(), mesh,
+                                         extras=[{SEARCHED: d} for d in searched] or None))
     table = _per_sample_table(source, evaluation.merge(*parts), corruption.grid_table())
     panels, shown = _severity_panels(source, state, predict, baseline_step, split_rows, chosen,
-                                     host_batch, mesh)
+                                     host_batch, mesh, reuse=reuse)
 
     header = [f"checkpoint: `{os.fspath(model.step_dir)}` (step {model.step}, "
               f"model.kind {config.model.kind})",

@@ -5,7 +5,7 @@ per-parameter breakdown."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -29,13 +29,26 @@ def run_eval(
     state: Any,
     batches: Iterable[Mapping[str, np.ndarray]],
     mesh: Mesh,
+    *,
+    extras: Sequence[Mapping[str, jax.Array]] | None = None,
+    collect: Mapping[str, list[jax.Array]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-sample results over all ``batches`` (padding removed): ``{name: [N]}``.
-    ``eval_step(state, batch)``; with ``state=None``, ``eval_step(batch)`` (a baseline step)."""
+
+    ``eval_step(state, batch)``; with ``state=None``, ``eval_step(batch)`` (a baseline step).
+    ``extras``: per batch, device arrays added to the sharded batch (e.g. the search's
+    displacement a baseline step found for it). ``collect``: ``{output name: list}``; each
+    batch's output of that name is appended to the list as the device array it is (sharded
+    like the batch, padding kept): the ``extras`` of a later run over the same batches.
+    """
     parts: list[dict[str, np.ndarray]] = []
-    for batch in batches:
+    for i, batch in enumerate(batches):
         sharded = shard_batch(batch, mesh)
+        if extras is not None:
+            sharded = {**sharded, **extras[i]}
         out = eval_step(sharded) if state is None else eval_step(state, sharded)
+        for name, found in (collect or {}).items():
+            found.append(out[name])
         parts.append({k: to_host(v) for k, v in out.items()})
     if not parts:
         raise ValueError("the evaluation split yielded no batches: is it empty? check the split file")

@@ -27,8 +27,9 @@ from kmri_jax.train.losses import loss_from_config
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
 from kmri_jax.train.state import create_state, learning_rate_schedule
-from kmri_jax.train.networks import Network
-from kmri_jax.train.step import BASELINES, compiled_baseline, compiled_eval, make_train_step
+from kmri_jax.train.networks import SEARCHING_KINDS, Network
+from kmri_jax.train.step import (BASELINES, SEARCHED, compiled_baseline, compiled_eval,
+                                  make_train_step)
 from kmri_jax.train.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,11 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
 
     summary: dict[str, float] = {}
     baseline_rows: dict[str, np.ndarray] = {}  # the same every evaluation: computed once
+    # The search's displacement per evaluation batch, found once by the baseline step, for the
+    # networks that undo it (the corruption is fixed, so it never changes).
+    searched: list[jax.Array] = []
+    reuse = config.model.kind in SEARCHING_KINDS and "estimate" in eval_baselines(ec.baselines)
+    collect = {"estimate_displacement": searched} if reuse else None
     loss_sum, loss_count = jnp.zeros(()), 0
     epoch_start = time.perf_counter()
     step = start_step
@@ -268,15 +274,18 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
             if (end_of_epoch and epoch % ec.every_epochs == 0) or last:
                 watch.check()
                 if baseline_step is not None and not baseline_rows:
-                    baseline_rows = evaluation.run_eval(baseline_step, None, eval_batches(), mesh)
-                per_sample = evaluation.merge(
-                    baseline_rows, evaluation.run_eval(eval_step, state, eval_batches(), mesh))
+                    baseline_rows = evaluation.run_eval(baseline_step, None, eval_batches(), mesh,
+                                                        collect=collect)
+                extras = [{SEARCHED: d} for d in searched] or None
+                per_sample = evaluation.merge(baseline_rows, evaluation.run_eval(
+                    eval_step, state, eval_batches(), mesh, extras=extras))
                 summary = evaluation.summarize(per_sample, grid_table)
                 watch.check_summary(step, summary)
                 train_loss = float(loss_sum) / max(loss_count, 1)
                 monitor.scalars(summary, step, prefix="val/")
                 first = next(iter(eval_batches()))
-                shown = predict(state, sharding.shard_batch(first, mesh))
+                shown = predict(state, {**sharding.shard_batch(first, mesh),
+                                        **(extras[0] if extras else {})})
                 for tag, grid in _images_for_tensorboard(shown, ec.num_images).items():
                     monitor.image(tag, grid, step)
                 history.append(epoch=max(epoch, 1), train_loss=train_loss, val_loss=summary["val_loss"],

@@ -20,6 +20,12 @@ to reproduce the seed exactly, ``max|K_clean| + 1e-8`` (``"clean"``, ``seed_repl
   vertebra off). Trained end to end: the displacement has a loss of its own against the true
   one (known in simulation), and the image loss reaches the motion network through the exact
   undo; no gradient flows into the search.
+- ``estimate_unet``: :func:`kmri_jax.correct.estimate_motion`'s displacement undone, then an
+  image U-Net as ``image_unet``. In training the step undoes the true displacement (known in
+  simulation, with the estimate's constant; optionally spoiled as an estimate is:
+  :mod:`.residual_motion`, ``train.spoil_keep`` / ``train.spoil_jitter``) instead of running
+  the search, so a step costs what ``image_unet``'s does; evaluation and inference run the
+  search (once per fixed evaluation corruption).
 
 With receive coils (``corruption.coils = C``) every kind reads the adjoint-SENSE combined
 k-space (``model.input = "combined"``). ``model.input = "coils"`` (``kspace_unet``,
@@ -39,8 +45,11 @@ import ml_collections
 
 from kmri_jax import correct, sim
 from kmri_jax.config import ConfigValueError
+from kmri_jax.train import residual_motion
 
-KINDS = ("kspace_unet", "image_unet", "motion_unet")
+KINDS = ("kspace_unet", "image_unet", "motion_unet", "estimate_unet")
+SEARCHING_KINDS = ("motion_unet", "estimate_unet")
+"""Kinds that run :func:`kmri_jax.correct.estimate_motion` and read the combined k-space."""
 INPUT_SCALES = ("corrupted", "clean")
 INPUTS = ("combined", "coils")
 
@@ -63,6 +72,8 @@ class Network:
       estimate_options: ``(name, value)`` options of ``correct.estimate_motion``.
       input: ``"combined"`` or ``"coils"`` (see the module doc).
       in_channels: channels the network reads (:func:`input_channels`).
+      spoil: ``(keep, jitter)`` of :func:`.residual_motion.spoiled_displacement`
+        (``estimate_unet``'s training input).
     """
 
     kind: str = "kspace_unet"
@@ -71,6 +82,7 @@ class Network:
     estimate_options: tuple[tuple[str, Any], ...] = ()
     input: str = "combined"
     in_channels: int = 2
+    spoil: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> Network:
@@ -88,20 +100,34 @@ class Network:
         if m.input == "coils" and not config.corruption.coils:
             raise ConfigValueError("model.input='coils' reads every receive coil: set "
                                    "corruption.coils to their number (e.g. 8)")
-        if m.input == "coils" and m.kind == "motion_unet":
-            raise ConfigValueError("model.kind='motion_unet' reads the combined k-space: use "
+        if m.input == "coils" and m.kind in SEARCHING_KINDS:
+            raise ConfigValueError(f"model.kind={m.kind!r} reads the combined k-space: use "
                                    "model.input='combined' (or kind kspace_unet/image_unet)")
+        spoil = (float(config.train.spoil_keep), float(config.train.spoil_jitter))
+        if not (0.0 <= spoil[0] <= 1.0 and spoil[1] >= 0.0):
+            raise ConfigValueError("train.spoil_keep must be in [0, 1] and train.spoil_jitter "
+                                   f">= 0; got {spoil[0]!r} and {spoil[1]!r}")
         return cls(kind=m.kind, input_scale=m.input_scale,
                    displacement_weight=float(config.train.displacement_weight),
                    estimate_options=tuple(sorted(config.correct.items())), input=m.input,
-                   in_channels=input_channels(config))
+                   in_channels=input_channels(config), spoil=spoil)
 
-    def predict(self, run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted
+    def predict(self, run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted,
+                *, train_key: jax.Array | None = None, searched: jax.Array | None = None
                 ) -> Prediction:
-        """:func:`predict` with this network's kind and input scale."""
+        """:func:`predict` with this network's kind and input scale.
+
+        ``train_key``: in a training step, the key of ``estimate_unet``'s spoiled true
+        displacement (it replaces the search). ``searched``: ``[B, ny]`` the search's
+        displacement when already computed (evaluation reuses its baseline's).
+        """
+        if self.kind == "estimate_unet" and train_key is not None:
+            keep, jitter = self.spoil
+            searched = residual_motion.spoiled_displacement(
+                train_key, corrupted.displacement, corrupted.mask, keep=keep, jitter=jitter)
         return predict(run, corrupted, kind=self.kind, scale_from=self.input_scale,
                        estimate_options=dict(self.estimate_options),
-                       coils=self.input == "coils")
+                       coils=self.input == "coils", searched=searched)
 
 
 class Prediction(NamedTuple):
@@ -184,7 +210,8 @@ def _mirror_rows(ny: int) -> jax.Array:
 
 def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask: jax.Array,
             scale: jax.Array, *, kind: str, estimate_options: dict[str, Any] | None = None,
-            coil_kspace: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
+            coil_kspace: jax.Array | None = None, searched: jax.Array | None = None
+            ) -> tuple[jax.Array, jax.Array | None]:
     """The network on corrupted k-space alone (training, evaluation and inference alike).
 
     Args:
@@ -197,6 +224,9 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
       estimate_options: options of ``correct.estimate_motion`` (``motion_unet``).
       coil_kspace: ``[B, C, ny, nx]`` corrupted coil k-space, for a network that reads coils
         (``model.input = "coils"``); None otherwise.
+      searched: ``motion_unet`` / ``estimate_unet``: ``[B, ny]`` px, the search's
+        displacement when already computed (evaluation reuses its baseline's; the training
+        step of ``estimate_unet`` passes its spoiled true displacement); None: run the search.
 
     Returns:
       ``[B, 2, ny, nx]`` float32 predicted k-space channels divided by ``scale``, and the
@@ -207,36 +237,39 @@ def forward(run: Callable[[Callable[[Any], Any]], Any], kspace: jax.Array, mask:
         return run(lambda model: _call(model, x, coil_kspace, scale).astype(jnp.float32)), None
     if kind == "image_unet":
         return run(lambda model: _image_stage(model, kspace, scale, coil_kspace)), None
+    if kind not in SEARCHING_KINDS:
+        raise ValueError(f"model.kind must be one of {KINDS}, got {kind!r}")
     if coil_kspace is not None:
         raise ValueError(f"model.kind={kind!r} reads the combined k-space only")
-    if kind == "motion_unet":
-
+    if searched is None:
         options = estimate_options or {}
-        first = jax.lax.stop_gradient(jax.vmap(
-            lambda k, m: correct.estimate_motion(k, m, **options))(kspace, mask))
-        undone = correct.undo_motion(kspace, first)
+        searched = jax.vmap(lambda k, m: correct.estimate_motion(k, m, **options))(kspace, mask)
+    first = jax.lax.stop_gradient(searched)
+    undone = correct.undo_motion(kspace, first)
+    if kind == "estimate_unet":
+        return run(lambda model: _image_stage(model, undone, scale)), None
 
-        def both(model):
-            step = model.motion(motion_features(undone, mask)).astype(jnp.float32)
-            d = correct.centre_displacement(first + step, mask)
-            return _image_stage(model.image, correct.undo_motion(kspace, d), scale), d
+    def both(model):  # motion_unet
+        step = model.motion(motion_features(undone, mask)).astype(jnp.float32)
+        d = correct.centre_displacement(first + step, mask)
+        return _image_stage(model.image, correct.undo_motion(kspace, d), scale), d
 
-        return run(both)
-    raise ValueError(f"model.kind must be one of {KINDS}, got {kind!r}")
+    return run(both)
 
 
 def predict(run: Callable[[Callable[[Any], Any]], Any], corrupted: sim.Corrupted, *, kind: str,
             scale_from: str = "corrupted", estimate_options: dict[str, Any] | None = None,
-            coils: bool = False) -> Prediction:
+            coils: bool = False, searched: jax.Array | None = None) -> Prediction:
     """:func:`forward` on a simulated batch, with the clean target in the same units.
 
     ``scale_from``: ``"corrupted"`` or ``"clean"`` (see the module doc); ``coils``: also feed
-    ``corrupted.coil_kspace``.
+    ``corrupted.coil_kspace``; ``searched``: see :func:`forward`.
     """
     scale = input_scale(corrupted, scale_from)
     if coils and corrupted.coil_kspace is None:
         raise ValueError("model.input='coils' needs coil data: corruption.coils >= 1")
     pred, displacement = forward(run, corrupted.kspace, corrupted.mask, scale, kind=kind,
                                  estimate_options=estimate_options,
-                                 coil_kspace=corrupted.coil_kspace if coils else None)
+                                 coil_kspace=corrupted.coil_kspace if coils else None,
+                                 searched=searched)
     return Prediction(pred, channels(corrupted.clean, scale), scale, displacement)

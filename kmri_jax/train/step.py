@@ -33,6 +33,8 @@ from kmri_jax.train.state import ModelDefs, TrainState, run_model
 
 Batch = Mapping[str, jax.Array]
 BASELINES = ("input", "oracle", "estimate")
+SEARCHED = "searched"
+"""Batch key of the search's displacement ``[B, ny]``, when the baseline step already found it."""
 METHODS = (*BASELINES, "model")
 
 
@@ -75,7 +77,8 @@ def make_train_step(
     The step key is ``fold_in(state.rng, state.step)``; in ``fixed`` mode the corruption is
     keyed by ``fixed_root`` and each sample's (volume, slice, combination) instead.
     ``augment`` (names of :mod:`.augment`) transforms the clean slices first (key
-    ``fold_in(step key, 1)``).
+    ``fold_in(step key, 1)``); ``estimate_unet``'s spoiled displacement is keyed by
+    ``fold_in(step key, 2)``.
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -96,7 +99,8 @@ def make_train_step(
                 out, captured["batch_stats"] = run(fn)
                 return out
 
-            pred = network.predict(run_capturing, corrupted)
+            pred = network.predict(run_capturing, corrupted,
+                                   train_key=jax.random.fold_in(step_key, 2))
             loss = loss_fn(pred.kspace, pred.target, batch["valid_shape"])
             aux = {}
             if pred.displacement is not None:
@@ -128,11 +132,11 @@ def _per_sample_loss(loss_fn: LossFn, pred: jax.Array, target: jax.Array, valid:
     return jax.vmap(lambda p, t, v: loss_fn(p[None], t[None], v[None]))(pred, target, valid)
 
 
-def _eval_predict(defs: ModelDefs, network: Network, state: TrainState, corrupted):
+def _eval_predict(defs: ModelDefs, network: Network, state: TrainState, corrupted, batch: Batch):
     def run(fn):
         return run_model(defs, state.params, state.batch_stats, fn, train=False)[0]
 
-    return network.predict(run, corrupted)
+    return network.predict(run, corrupted, searched=batch.get(SEARCHED))
 
 
 def make_eval_step(
@@ -148,12 +152,14 @@ def make_eval_step(
     Corruption is fixed per (volume, slice, combination) under ``eval_root``. Keys: ``loss``,
     ``ssim``, ``psnr``, ``nrmse`` against the clean image; for networks that predict motion also
     ``disp_rmse`` and ``motion_*`` (their displacement undone, zero-filled: the motion
-    estimate alone); ``weight`` (0 for padding) and ``combination``.
+    estimate alone); ``weight`` (0 for padding) and ``combination``. A batch may carry the
+    search's displacement under :data:`SEARCHED` (the baseline step's ``estimate_displacement``
+    of the same batch): networks that undo it reuse it instead of searching again.
     """
 
     def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
         corrupted, _ = corruption.corrupt_batch(eval_root, batch, mode="fixed")
-        pred = _eval_predict(defs, network, state, corrupted)
+        pred = _eval_predict(defs, network, state, corrupted, batch)
         valid = batch["valid_shape"]
         out = {"loss": _per_sample_loss(loss_fn, pred.kspace, pred.target, valid)}
         out.update(metrics.image_metrics(pred.kspace, pred.target, valid))
@@ -223,11 +229,12 @@ def make_predict(
 ) -> Callable[[TrainState, Batch], dict[str, jax.Array]]:
     """``predict(state, batch) -> {'input', 'output', 'target'}`` k-space channels ``[B, 2, ny, nx]``
     (divided by the input scale), and ``'oracle'``: the true motion undone. The same fixed
-    corruption as evaluation; used for the images of TensorBoard and the figures."""
+    corruption as evaluation; used for the images of TensorBoard and the figures. A batch may
+    carry :data:`SEARCHED`, as in :func:`make_eval_step`."""
 
     def predict(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
         corrupted, _ = corruption.corrupt_batch(eval_root, batch, mode="fixed")
-        pred = _eval_predict(defs, network, state, corrupted)
+        pred = _eval_predict(defs, network, state, corrupted, batch)
         return {"input": channels(corrupted.kspace, pred.scale), "output": pred.kspace,
                 "target": pred.target, "oracle": channels(correct.oracle(corrupted), pred.scale)}
 

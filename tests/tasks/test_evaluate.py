@@ -189,3 +189,40 @@ def test_bad_input_one_message_no_output(case, tmp_path, store, checkpoint, phan
     assert len(lines) == 1 and lines[0].startswith("kmri-evaluate: error:") and expect in lines[0]
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_network_that_undoes_the_search_reuses_the_estimate_rows(store, tmp_path,
+                                                                    monkeypatch):
+    """estimate_unet with the estimate row reuses its displacements (the search is traced
+    for the estimate row only): its per-sample metrics equal those of a report without the
+    estimate row, where the network searches itself."""
+    from kmri_jax import correct
+    from kmri_jax.tasks.evaluate import evaluate
+    from kmri_jax.train.state import create_state
+    from tiny_run import tiny_config
+
+    config = tiny_config()
+    config.model.kind = "estimate_unet"
+    with config.unlocked():  # a cheap search: the search itself is tested in tests/correct
+        config.correct.n_outer, config.correct.n_inner = 2, 5
+    state, _ = create_state(5, model_config=config.model, tx=optax.identity())
+    params = jax.tree.map(lambda v: v + 0.01, state.params)  # not the identity
+    model_io.save_model_checkpoint(tmp_path / "run", config, params, state.batch_stats)
+    common = dict(store=store, split="val", combinations="0,40,80", batch_size=8)
+    traced, search = [], correct.estimate_motion
+
+    def counted(*args, **kwargs):
+        traced.append(1)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(correct, "estimate_motion", counted)
+    both = evaluate(tmp_path / "run", tmp_path / "both", methods="input,estimate,model",
+                    **common).per_sample
+    assert len(traced) == 1  # the estimate row's baseline step; the network reused it
+    alone = evaluate(tmp_path / "run", tmp_path / "alone", methods="input,model",
+                     **common).per_sample
+    assert len(traced) == 3  # the network's evaluation step and its figure's predict
+    for metric in METRICS:
+        np.testing.assert_allclose(both[f"output_{metric}"], alone[f"output_{metric}"],
+                                   rtol=1e-5)
+        assert not np.allclose(both[f"output_{metric}"], both[f"input_{metric}"])

@@ -91,3 +91,54 @@ def test_motion_network_step_is_traced_once_and_learns(config):
     for row, m in zip(d, mask):  # the package's constant: the 10/90% quantiles' mid-point at 0
         assert abs(np.quantile(row[m], 0.1) + np.quantile(row[m], 0.9)) < 2e-4
     assert np.any(np.abs(d[mask]) > 0.1)
+
+
+def test_estimate_network_trains_on_the_spoiled_truth_and_infers_with_the_search(config,
+                                                                                monkeypatch):
+    """estimate_unet: its training step never runs the search (it undoes the spoiled true
+    displacement), is traced once and learns; at inference it undoes the search's estimate,
+    and a displacement the search already found gives the same output."""
+    from kmri_jax import correct
+
+    config.model.kind = "estimate_unet"
+    tx = optax.adam(3e-3)
+    state, defs = create_state(0, model_config=config.model, tx=tx)
+    network = Network(kind="estimate_unet", estimate_options=CHEAP_ESTIMATE, spoil=(0.3, 0.3))
+    step_fn = make_train_step(defs, tx, loss_fn=losses.get_loss("image_l1"),
+                              corruption=Corruption(mode="fixed"), network=network,
+                              fixed_root=jax.random.key(1))
+    search = correct.estimate_motion
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the training step ran the motion search")
+
+    monkeypatch.setattr(correct, "estimate_motion", no_search)
+    traces = []
+
+    def counted(state, batch):
+        traces.append(1)
+        return step_fn(state, batch)
+
+    step = jax.jit(counted, donate_argnums=0)
+    fixed = _batch(np.random.default_rng(0))
+    seen = []
+    for _ in range(12):
+        state, metrics = step(state, fixed)
+        seen.append(float(metrics["loss"]))
+    assert len(traces) == 1 and np.all(np.isfinite(seen)) and "disp_l1" not in metrics
+    assert np.mean(seen[-3:]) < 0.95 * np.mean(seen[:3])
+    monkeypatch.setattr(correct, "estimate_motion", search)
+
+    c = Corruption().corrupt_batch(jax.random.key(1), fixed, mode="fixed")[0]
+    scale = jnp.max(jnp.abs(c.kspace), axis=(-2, -1)) + 1e-8
+    run = _run(defs, state)
+    searched = jax.vmap(lambda k, m: search(k, m, **dict(CHEAP_ESTIMATE)))(c.kspace, c.mask)
+    pred, d = forward(run, c.kspace, c.mask, scale, kind="estimate_unet",
+                      estimate_options=dict(CHEAP_ESTIMATE))
+    again, _ = forward(run, c.kspace, c.mask, scale, kind="estimate_unet", searched=searched)
+    assert d is None
+    np.testing.assert_allclose(np.asarray(again), np.asarray(pred), atol=1e-5)
+    # what the image network read: the search's displacement undone (not the corrupted input)
+    image_net = forward(run, correct.undo_motion(c.kspace, searched), c.mask, scale,
+                        kind="image_unet")[0]
+    np.testing.assert_allclose(np.asarray(image_net), np.asarray(pred), atol=1e-5)
