@@ -295,6 +295,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
                       f"val_loss {summary['val_loss']:.5g} | {_beside(summary, 'SSIM', 4)} | "
                       f"{_beside(summary, 'PSNR', 2)} dB", flush=True)
                 save(step, epoch, summary)
+                progress.restart()  # the evaluation's time is not step time
                 loss_sum, loss_count, epoch_start = jnp.zeros(()), 0, time.perf_counter()
             elif config.checkpoint.every_steps and step % config.checkpoint.every_steps == 0:
                 save(step, epoch)

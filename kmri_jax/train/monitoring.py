@@ -339,6 +339,11 @@ class Progress:
         self._enabled = _is_writer(enabled)
         self._last: tuple[int, float] | None = None
 
+    def restart(self) -> None:
+        """Start the clock again at the next :meth:`update`: time spent between steps (an
+        evaluation, a checkpoint) is not counted as step time in the rate and the ETA."""
+        self._last = None
+
     def due(self, step: int) -> bool:
         """Whether :meth:`update` at ``step`` will report (use it to skip fetching the loss)."""
         return self._last is None or step % self.every == 0 or step >= self.total_steps

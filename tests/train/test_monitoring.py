@@ -138,3 +138,26 @@ def test_progress_line_reports_rate_and_eta() -> None:
     assert lines == [stats.line]
     assert "step 10/30" in stats.line and "epoch 1" in stats.line and "loss 0.25" in stats.line
     assert "40.0 samples/s" in stats.line and "ETA 0:00:04" in stats.line
+
+
+def test_progress_restart_leaves_time_between_steps_out() -> None:
+    """After restart() the next update only starts the clock: an evaluation between two log
+    lines does not slow the reported rate (10 steps in 2 s, then 60 s of evaluation)."""
+    lines: list[str] = []
+    clock = iter([100.0, 102.0, 162.0, 164.0])
+    progress = Progress(total_steps=40, batch_size=8, every=10, print_fn=lines.append, enabled=True)
+    import kmri_jax.train.monitoring as monitoring
+
+    real = monitoring.time.perf_counter
+    monitoring.time.perf_counter = lambda: next(clock)  # type: ignore[assignment]
+    try:
+        progress.update(0, epoch=1, loss=1.0)
+        first = progress.update(10, epoch=1, loss=1.0)
+        progress.restart()  # the evaluation ran here, from 102 s to 162 s
+        assert progress.update(11, epoch=2, loss=1.0) is None  # starts the clock again
+        second = progress.update(20, epoch=2, loss=1.0)
+    finally:
+        monitoring.time.perf_counter = real  # type: ignore[assignment]
+    assert first.samples_per_s == pytest.approx(40.0)
+    assert second.samples_per_s == pytest.approx(8 / (2.0 / 9))  # 9 steps in 2 s
+    assert len(lines) == 2
