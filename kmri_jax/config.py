@@ -128,9 +128,17 @@ def base_config() -> ml_collections.ConfigDict:
     # input, the oracle (true motion undone, zero-filled), the training-free motion estimate.
     c.eval.baselines = "input,oracle,estimate"
 
-    # kmri_jax.correct.estimate_motion's options (the "estimate" method).
+    # kmri_jax.correct.estimate_motion's options (the "estimate" method, and the search of the
+    # motion_unet and estimate_unet kinds); the defaults are the function's own
+    # (docs/correction.md).
     c.correct = ml_collections.ConfigDict()
     c.correct.max_shift = 10.0  # Largest displacement searched, px.
+    c.correct.hermitian = True  # Couple conjugate line pairs (a real object).
+    c.correct.n_outer = 20  # Joint stage: outer iterations (0: autofocus only) ...
+    c.correct.n_inner = 30  # ... and TV iterations per outer one.
+    c.correct.search_step = 0.25  # Joint stage: grid step of the per-line search, px.
+    c.correct.prior = True  # Joint stage: Gaussian displacement prior from the centre lines.
+    c.correct.range_margin = 0.5  # Range guard of the strongest lines (None: off).
 
     c.runtime = ml_collections.ConfigDict()
     # CPU backend only: XLA devices to split the cores into (0 = one per core, dividing both

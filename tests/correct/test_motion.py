@@ -239,3 +239,19 @@ def test_input_checks():
         correct.estimate_motion(k, jnp.ones((NY,), bool), focus_criterion="nope")
     with pytest.raises(ValueError, match="range_margin"):
         correct.estimate_motion(k, jnp.ones((NY,), bool), range_margin=-1.0)
+
+
+def test_the_configs_search_options_are_the_functions_defaults():
+    """config.correct exposes estimate_motion's options for --config.correct.KEY overrides;
+    each default there is the function's own, so a run without overrides is the plain call."""
+    import inspect
+
+    from kmri_jax.config import base_config
+
+    defaults = {name: p.default for name, p in
+                inspect.signature(correct.estimate_motion).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    options = dict(base_config().correct)
+    assert options and set(options) <= set(defaults)
+    for name, value in options.items():
+        assert value == defaults[name] and type(value) is type(defaults[name]), name
