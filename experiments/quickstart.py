@@ -8,10 +8,11 @@ history.csv, checkpoints) at a size that trains on 2 CPU cores.
 The recipe is the best found within this budget (docs/results.md): the training-free motion
 estimate undone first, then an image-domain U-Net on the zero-filled image
 (``model.kind = "estimate_unet"``), residual (it starts at its input's quality), trained with
-a k-space + image L1 at 5e-4 on clean slices flipped and magnified at random
-(``train.augment = "flips,zoom"``). Physics removes the motion, the network what physics
-cannot (undersampling, noise), so it holds on other, real anatomy: above the oracle bound
-(true motion undone, zero-filled) on the phantom and on a real brain. Its training step
+a k-space + image L1 at 5e-4 on clean slices flipped and given another contrast at random
+(``train.augment = "flips,gamma"``: without augmentation it fits the phantom and fails on
+other anatomy). Physics removes the motion, the network what physics cannot (undersampling,
+noise), so it holds on other, real anatomy: above the oracle bound (true motion undone,
+zero-filled) on the phantom and on a real brain. Its training step
 undoes the true displacement (known in simulation) instead of running the search, so it is
 as fast as an image U-Net's; the search runs once, for the evaluation's fixed corruption.
 
@@ -39,7 +40,7 @@ def get_config(arg: str | None = None):
     config.train.log_every_steps = 25
     config.train.loss = "hybrid"
     config.train.loss_weights = {"kspace_l1": 1.0, "image_l1": 1.0}
-    config.train.augment = "flips,zoom"
+    config.train.augment = "flips,gamma"
     config.eval.every_epochs = 10
     config.eval.batch_size = 16
     config.eval.combinations = "orthogonal"
