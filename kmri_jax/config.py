@@ -110,7 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
     # estimate_unet trains on the true displacement undone (with the estimate's constant),
     # optionally spoiled as an estimate is: per sample up to this fraction of lines left
     # uncorrected, and an error of up to this fraction of the displacement's spread on the
-    # others (kmri_jax/train/residual_motion.py). 0.3 / 0.3 did not help at the quickstart's
+    # others (kmri_jax/train/spoil.py). 0.3 / 0.3 did not help at the quickstart's
     # budget (docs/results.md).
     c.train.spoil_keep = 0.0
     c.train.spoil_jitter = 0.0

@@ -23,7 +23,7 @@ to reproduce the seed exactly, ``max|K_clean| + 1e-8`` (``"clean"``, ``seed_repl
 - ``estimate_unet``: :func:`kmri_jax.correct.estimate_motion`'s displacement undone, then an
   image U-Net as ``image_unet``. In training the step undoes the true displacement (known in
   simulation, with the estimate's constant; optionally spoiled as an estimate is:
-  :mod:`.residual_motion`, ``train.spoil_keep`` / ``train.spoil_jitter``) instead of running
+  :mod:`.spoil`, ``train.spoil_keep`` / ``train.spoil_jitter``) instead of running
   the search, so a step costs what ``image_unet``'s does; evaluation and inference run the
   search (once per fixed evaluation corruption).
 
@@ -45,7 +45,7 @@ import ml_collections
 
 from kmri_jax import correct, sim
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train import residual_motion
+from kmri_jax.train.spoil import spoiled_displacement
 
 KINDS = ("kspace_unet", "image_unet", "motion_unet", "estimate_unet")
 SEARCHING_KINDS = ("motion_unet", "estimate_unet")
@@ -72,7 +72,7 @@ class Network:
       estimate_options: ``(name, value)`` options of ``correct.estimate_motion``.
       input: ``"combined"`` or ``"coils"`` (see the module doc).
       in_channels: channels the network reads (:func:`input_channels`).
-      spoil: ``(keep, jitter)`` of :func:`.residual_motion.spoiled_displacement`
+      spoil: ``(keep, jitter)`` of :func:`.spoil.spoiled_displacement`
         (``estimate_unet``'s training input).
     """
 
@@ -123,7 +123,7 @@ class Network:
         """
         if self.kind == "estimate_unet" and train_key is not None:
             keep, jitter = self.spoil
-            searched = residual_motion.spoiled_displacement(
+            searched = spoiled_displacement(
                 train_key, corrupted.displacement, corrupted.mask, keep=keep, jitter=jitter)
         return predict(run, corrupted, kind=self.kind, scale_from=self.input_scale,
                        estimate_options=dict(self.estimate_options),

@@ -1,4 +1,4 @@
-"""estimate_unet's training displacement (train/residual_motion.py): the true displacement
+"""estimate_unet's training displacement (train/spoil.py): the true displacement
 spoiled as an estimate is, against numpy statements of its definition."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from kmri_jax.train.residual_motion import spoiled_displacement
+from kmri_jax.train.spoil import spoiled_displacement
 
 
 def _numpy_centre(d, mask, q=0.1):
