@@ -15,17 +15,9 @@ Run (a BIDS dataset such as OpenNeuro ds005616; without it the built-in phantom 
     kmri-train --config experiments/estimate_unet.py:/path/to/ds005616 --workdir runs/estimate_unet
 """
 
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("image_unet",
-                                               Path(__file__).with_name("image_unet.py"))
-image_unet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image_unet)
+from kmri_jax.config import image_domain_config
 
 
 def get_config(arg: str | None = None):
     """``arg``: optional data root (same as ``--config.data.root``)."""
-    config = image_unet.get_config(arg)
-    config.model.kind = "estimate_unet"
-    return config
+    return image_domain_config("estimate_unet", arg)

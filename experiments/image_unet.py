@@ -10,16 +10,9 @@ Run (a BIDS dataset such as OpenNeuro ds005616; without it the built-in phantom 
     kmri-train --config experiments/image_unet.py:/path/to/ds005616 --workdir runs/image_unet
 """
 
-from kmri_jax.config import base_config
+from kmri_jax.config import image_domain_config
 
 
 def get_config(arg: str | None = None):
     """``arg``: optional data root (same as ``--config.data.root``)."""
-    config = base_config()
-    if arg:
-        config.data.root = arg
-    config.model.kind = "image_unet"
-    config.train.loss = "hybrid"
-    config.train.loss_weights = {"kspace_l1": 1.0, "image_l1": 1.0}
-    config.train.learning_rate = 5e-4
-    return config
+    return image_domain_config("image_unet", arg)

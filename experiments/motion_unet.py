@@ -13,18 +13,11 @@ Run (a BIDS dataset such as OpenNeuro ds005616; without it the built-in phantom 
     kmri-train --config experiments/motion_unet.py:/path/to/ds005616 --workdir runs/motion_unet
 """
 
-import importlib.util
-from pathlib import Path
-
-_spec = importlib.util.spec_from_file_location("image_unet",
-                                               Path(__file__).with_name("image_unet.py"))
-image_unet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image_unet)
+from kmri_jax.config import image_domain_config
 
 
 def get_config(arg: str | None = None):
     """``arg``: optional data root (same as ``--config.data.root``)."""
-    config = image_unet.get_config(arg)
-    config.model.kind = "motion_unet"
+    config = image_domain_config("motion_unet", arg)
     config.train.displacement_weight = 0.1
     return config

@@ -22,24 +22,20 @@ Run::
     tensorboard --logdir runs/quickstart/tensorboard
 """
 
-from kmri_jax.config import base_config
+from kmri_jax.config import image_domain_config
 
 
 def get_config(arg: str | None = None):
     """``arg``: unused."""
     del arg
-    config = base_config()
+    config = image_domain_config("estimate_unet")
     config.data.ny, config.data.nx = 64, 96
     config.data.phantom_subjects = 12
     config.data.phantom_slices = 12
-    config.model.kind = "estimate_unet"
     config.model.base_channels = 16
     config.train.batch_size = 8
     config.train.num_epochs = 40
-    config.train.learning_rate = 5e-4
     config.train.log_every_steps = 25
-    config.train.loss = "hybrid"
-    config.train.loss_weights = {"kspace_l1": 1.0, "image_l1": 1.0}
     config.train.augment = "flips,gamma"
     config.eval.every_epochs = 10
     config.eval.batch_size = 16

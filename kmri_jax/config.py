@@ -160,3 +160,18 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.lock()
     return c
+
+
+def image_domain_config(kind: str, data_root: str | None = None) -> ml_collections.ConfigDict:
+    """:func:`base_config` with the recipe the image-domain kinds share (``image_unet``,
+    ``motion_unet``, ``estimate_unet``): ``model.kind = kind``, a k-space + image L1
+    (``train.loss = "hybrid"``, weights 1 and 1) at ``train.learning_rate = 5e-4``;
+    ``data_root``: optional ``data.root``. The experiments in ``experiments/`` start here."""
+    c = base_config()
+    if data_root:
+        c.data.root = data_root
+    c.model.kind = kind
+    c.train.loss = "hybrid"
+    c.train.loss_weights = {"kspace_l1": 1.0, "image_l1": 1.0}
+    c.train.learning_rate = 5e-4
+    return c
