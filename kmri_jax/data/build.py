@@ -226,7 +226,9 @@ def ensure_store(
             if want == {k: have.get(k) for k in want}:
                 log.info("reusing the prepared store %s (%d slices)", store_dir, len(existing))
                 return store_dir
-            log.info("store %s was built with other options or files; rebuilding", store_dir)
+            changed = sorted(k for k in want if want[k] != have.get(k))
+            log.info("store %s was built with other options or files (%s differ); rebuilding",
+                     store_dir, ", ".join(changed))
         except (DataError, KeyError, TypeError) as e:
             log.warning("store %s is unusable (%s); rebuilding", store_dir, e)
     build_store(root, store_dir, options=options, splits=splits, split_seed=split_seed,

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 
 import nibabel as nib
@@ -89,7 +90,7 @@ def test_failed_rebuild_keeps_the_old_store(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_ensure_store_phantom_reuse_and_rebuild(tmp_path):
+def test_ensure_store_phantom_reuse_and_rebuild(tmp_path, caplog):
     opts = PreprocessOptions(ny=48, nx=64)
     path = ensure_store(None, tmp_path / "store", options=opts, phantom_subjects=4,
                         phantom_slices=6, seed=1)
@@ -98,8 +99,10 @@ def test_ensure_store_phantom_reuse_and_rebuild(tmp_path):
     assert ensure_store("", tmp_path / "store", options=opts, phantom_subjects=4,
                         phantom_slices=6, seed=1) == path
     assert (path / "images.f32").stat().st_mtime_ns == mtime              # reused
-    ensure_store(None, tmp_path / "store", options=PreprocessOptions(ny=48, nx=64,
-                 blank_rows=2), phantom_subjects=4, phantom_slices=6, seed=1)
+    with caplog.at_level(logging.INFO, logger="kmri_jax.data"):
+        ensure_store(None, tmp_path / "store", options=PreprocessOptions(ny=48, nx=64,
+                     blank_rows=2), phantom_subjects=4, phantom_slices=6, seed=1)
+    assert "(preprocess differ); rebuilding" in caplog.text                # says what changed
     store = SliceStore(path)
     assert store.meta["config"]["preprocess"]["blank_rows"] == 2          # rebuilt
     assert not store.images[:, :2].any()
