@@ -48,7 +48,7 @@ def main() -> None:
     combos = jnp.asarray((sim.orthogonal_combinations() * (b // 9 + 1))[:b])
     c = jax.jit(jax.vmap(sim.corrupt))(jax.random.split(jax.random.key(0), b), images,
                                       sim.grid_params(combos))
-    options = {k: v for k, v in (("n_outer", args.n_outer), ("n_inner", args.n_inner)) if v}
+    options = {k: v for k, v in (("n_outer", args.n_outer), ("n_inner", args.n_inner)) if v is not None}
     estimate = jax.jit(jax.vmap(functools.partial(correct.estimate_motion, **options)))
     start = time.perf_counter()
     d = estimate(c.kspace, c.mask).block_until_ready()

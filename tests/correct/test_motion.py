@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kmri_jax import correct, sim
+from kmri_jax.correct.focus import focus_rows
 
 NY, NX = 64, 96
 AMPLITUDES = (2.0, 5.0, 8.0)
@@ -206,6 +207,46 @@ def test_estimate_improves_ssim_like_error():
     fixed = correct.undo_motion(out.kspace, est - jnp.asarray(c)[:, None] * mask)
     err_est = jnp.linalg.norm(jnp.abs(sim.kspace_to_image(fixed)) - ref, axis=(-2, -1))
     assert np.all(np.asarray(err_est) < 0.5 * np.asarray(err_in))
+
+
+def test_a_band_of_rows_images_the_full_image_on_fewer_rows():
+    """The autofocus images of a tall slice are made of a centred band of k-space rows: for
+    lines inside the band that is the full image (numpy) sampled every ny / rows rows."""
+    ny, nx = 256, 24
+    rows = focus_rows(ny, correct.motion.default_n_focus(ny))
+    assert rows < ny and ny % rows == 0
+    rng = np.random.default_rng(0)
+    k = np.zeros((ny, nx), np.complex64)
+    inside = slice(ny // 2 - rows // 2 + 1, ny // 2 + rows // 2)    # both edges left empty
+    k[inside] = rng.standard_normal((rows - 1, nx)) + 1j * rng.standard_normal((rows - 1, nx))
+    full = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k))))[:: ny // rows]
+    band = slice(ny // 2 - rows // 2, ny // 2 - rows // 2 + rows)
+    got = np.abs(np.fft.fftshift(np.asarray(sim.kspace_to_image(jnp.asarray(k[band])))))
+    np.testing.assert_allclose(got / np.linalg.norm(got), full / np.linalg.norm(full),
+                               atol=1e-6)
+
+
+def test_estimate_recovers_displacement_on_a_tall_slice():
+    """A slice taller than the autofocus band (256 rows, band 128): recovered as well as the
+    64-row slices above are at the same amplitude."""
+    ny, nx, a = 256, 48, 5.0
+    assert focus_rows(ny, correct.motion.default_n_focus(ny)) < ny
+    params = sim.CorruptionParams(
+        amplitude_px=jnp.asarray(a), rate_bpm=jnp.asarray(15.0), acceleration=jnp.asarray(2.0),
+        snr_db=jnp.asarray(25.0), tr=jnp.asarray(2.1), te=jnp.asarray(0.03))
+    out = jax.jit(sim.corrupt)(jax.random.key(3), jnp.asarray(_test_image(5, ny, nx)), params)
+    mask, true = np.asarray(out.mask), np.asarray(out.displacement)
+    # the autofocus stage alone (the band's job) places the fully sampled centre lines
+    centre = mask & (np.abs(np.arange(ny) - ny // 2) <= correct.motion.default_n_focus(ny))
+    focus = np.asarray(correct.estimate_motion(out.kspace, out.mask, n_outer=0))
+    rms = _rms_after_best_constant(focus, true, centre)
+    rms_zeros = _rms_after_best_constant(np.zeros_like(true), true, centre)
+    assert rms <= 0.3 and rms <= 0.2 * rms_zeros, (rms, rms_zeros)
+    est = np.asarray(correct.estimate_motion(out.kspace, out.mask, n_outer=8))
+    energy = np.sum(np.abs(np.asarray(out.clean)) ** 2, -1)
+    wrms = _rms_after_best_constant(est, true, mask, energy)
+    wrms_zeros = _rms_after_best_constant(np.zeros_like(true), true, mask, energy)
+    assert wrms <= MAX_WRMS[a] and wrms <= 0.25 * wrms_zeros, (wrms, wrms_zeros)
 
 
 def test_jit_and_vmap_match_eager():
