@@ -23,7 +23,9 @@ import nibabel as nib
 import numpy as np
 
 
-def write(root: Path) -> Path:
+def write(root: Path, *, native: bool = False) -> Path:
+    """Write the dataset under ``root``; ``native``: the planes at their own 128 x 96 pixels
+    instead of 2x2-averaged to 64 x 48."""
     source = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
     data = np.asarray(nib.load(source).get_fdata(), np.float32)  # [128, 96, 24, 2]
     root.mkdir(parents=True, exist_ok=True)
@@ -31,8 +33,9 @@ def write(root: Path) -> Path:
                                                    '"BIDSVersion": "1.9.0"}')
     for t in range(data.shape[-1]):
         vol = data[..., t]
-        vol = vol.reshape(64, 2, 48, 2, vol.shape[2]).mean(axis=(1, 3))  # [64, 48, 24]
-        vol = np.transpose(vol, (2, 0, 1))  # [24 slices, 64 rows, 48 columns]
+        if not native:
+            vol = vol.reshape(64, 2, 48, 2, vol.shape[2]).mean(axis=(1, 3))  # [64, 48, 24]
+        vol = np.transpose(vol, (2, 0, 1))  # [24 slices, rows, columns]
         sub = f"sub-epi{t + 1}"
         path = root / sub / "anat" / f"{sub}_T2w.nii.gz"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,10 @@ def write(root: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path, help="folder to write the dataset to")
-    print(f"wrote {write(ap.parse_args().root)}")
+    ap.add_argument("--native", action="store_true",
+                    help="keep the planes' own 128 x 96 pixels (default: 2x2-averaged, 64 x 48)")
+    args = ap.parse_args()
+    print(f"wrote {write(args.root, native=args.native)}")
 
 
 if __name__ == "__main__":
