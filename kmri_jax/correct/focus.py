@@ -52,6 +52,7 @@ CRITERIA: dict[str, Callable[[jax.Array], jax.Array]] = {
     "entropy": image_entropy,
 }
 
+
 def focus_rows(ny: int, n_focus: int) -> int:
     """Rows of the centred k-space band the autofocus images are made of:
     ``min(ny, max(128, 8 * n_focus))``: four times the rows of the ``n_focus`` strongest units
