@@ -71,7 +71,6 @@ def focus_search(
     unit: jax.Array,
     offset: jax.Array,
     rank: jax.Array,
-    nonempty: jax.Array,
     *,
     n_focus: int,
     max_shift: float,
@@ -85,7 +84,7 @@ def focus_search(
       kspace: ``[ny, nx] complex64``, zero on lines not acquired.
       mask: ``[ny] bool``.
       unit, offset: ``[ny]`` unit label and fixed offset of each line.
-      rank, nonempty: ``[ny]`` unit energy rank and non-empty flag (:func:`unit_ranks`).
+      rank: ``[ny]`` unit energy rank (:func:`~kmri_jax.correct.units.unit_ranks`).
       n_focus: number of strongest units searched (static).
       max_shift: largest displacement, px; absolute sweeps span ``+-half_width*max_shift``
         relative to the anchor (two lines can differ by twice the amplitude).
@@ -128,7 +127,7 @@ def focus_search(
 
             s = jax.lax.map(one, cand, batch_size=batch)
             best = cand[jnp.argmin(s)]
-            return p.at[g].set(jnp.where(nonempty[g] & searchable[g], best, p[g]))
+            return p.at[g].set(jnp.where(searchable[g], best, p[g]))
 
         p = jax.lax.fori_loop(1, n_focus, body, p)
         if not relative:

@@ -240,10 +240,10 @@ def _estimate(
         unit, offset = _units.line_units(mask, paired=paired, delta=delta)
     else:
         unit, offset = _units.line_units(mask, line_groups=line_groups)
-    rank, nonempty = _units.unit_ranks(k, mask, unit)
+    rank = _units.unit_ranks(k, mask, unit)
 
     p = _focus.focus_search(
-        k, mask, unit, offset, rank, nonempty, n_focus=n_focus, max_shift=max_shift,
+        k, mask, unit, offset, rank, n_focus=n_focus, max_shift=max_shift,
         criterion=focus_criterion, sweeps=focus_sweeps,
     )
     if n_outer > 0:

@@ -115,17 +115,15 @@ def line_units(
     return unit, jnp.where(paired, 0.5 * delta, 0.0).astype(jnp.float32)
 
 
-def unit_ranks(kspace: jax.Array, mask: jax.Array, unit: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Rank of each unit by acquired energy (0 = strongest) and whether it is non-empty.
-
-    Returns ``(rank [ny] int32, nonempty [ny] bool)``; empty units rank after all others.
-    """
+def unit_ranks(kspace: jax.Array, mask: jax.Array, unit: jax.Array) -> jax.Array:
+    """Rank of each unit by acquired energy (0 = strongest), ``[ny] int32``; empty units rank
+    after all others."""
     ny = mask.shape[0]
     energy = jnp.where(mask, jnp.sum(jnp.abs(kspace) ** 2, -1), 0.0)
     count = jax.ops.segment_sum(mask.astype(jnp.int32), unit, num_segments=ny)
     nonempty = count > 0
     ue = jnp.where(nonempty, jax.ops.segment_sum(energy, unit, num_segments=ny), -1.0)
-    return jnp.argsort(jnp.argsort(-ue)).astype(jnp.int32), nonempty
+    return jnp.argsort(jnp.argsort(-ue)).astype(jnp.int32)
 
 
 def line_displacement(p: jax.Array, unit: jax.Array, offset: jax.Array) -> jax.Array:
