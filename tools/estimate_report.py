@@ -19,30 +19,12 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from kmri_jax import correct, sim
 from kmri_jax.config import base_config
 from kmri_jax.data import PreprocessOptions, SliceStore, ensure_store
-from kmri_jax.train import metrics
 from kmri_jax.train.corruption import Corruption
-
-
-def _ssim(clean: jax.Array, kspace: jax.Array, valid_shape: jax.Array) -> np.ndarray:
-    """``[B]`` SSIM of the zero-filled magnitude images, both divided by the truth's maximum."""
-    truth, image = sim.magnitude_image(clean), sim.magnitude_image(kspace)
-    valid = metrics.valid_mask(valid_shape, truth.shape[0], truth.shape[1:])
-    top = jnp.max(jnp.where(valid, truth, 0), axis=(1, 2), keepdims=True)
-    return np.asarray(metrics.ssim(image / top, truth / top, valid_shape, data_range=1.0))
-
-
-def _rms_after_best_constant(d: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``[B]`` RMS over the acquired lines of ``d - truth`` minus its mean."""
-    e = np.where(mask, d - truth, 0.0)
-    n = mask.sum(-1)
-    mean = e.sum(-1) / n
-    return np.sqrt(np.where(mask, (e - mean[:, None]) ** 2, 0.0).sum(-1) / n)
+from kmri_jax.train.step import compiled_baseline
 
 
 def main() -> None:
@@ -67,25 +49,20 @@ def main() -> None:
     corruption = Corruption.from_config(config)
     combos = corruption.parse_combinations(args.combinations)
     rows = store.indices(args.split)
-    batch = store.read(np.repeat(rows, len(combos)))
-    batch["combination"] = np.tile(np.asarray(combos, np.int32), len(rows))
-    batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    key = jax.random.key(config.eval.seed)
-    c, _ = jax.jit(lambda b: corruption.corrupt_batch(key, b, mode="fixed"))(batch)
-    estimate = jax.jit(jax.vmap(correct.estimate_motion))
+    records = store.read(np.repeat(rows, len(combos)))
+    records["combination"] = np.tile(np.asarray(combos, np.int32), len(rows))
+    records["weight"] = np.ones(len(records["combination"]), np.float32)
+    # The evaluation's own baseline step: same fixed corruption, metrics and displacement error.
+    baseline = compiled_baseline(config, corruption=corruption)
+    keys = ("input_ssim", "oracle_ssim", "estimate_ssim", "estimate_disp_rmse", "input_disp_rmse")
     start = time.perf_counter()
-    d = jnp.concatenate([estimate(c.kspace[i:i + args.batch], c.mask[i:i + args.batch])
-                         for i in range(0, c.kspace.shape[0], args.batch)]).block_until_ready()
+    parts = [jax.device_get(baseline({k: v[i:i + args.batch] for k, v in records.items()}))
+             for i in range(0, len(records["weight"]), args.batch)]
     seconds = time.perf_counter() - start
-    vs = batch["valid_shape"]
-    s_in, s_or = _ssim(c.clean, c.kspace, vs), _ssim(c.clean, correct.oracle(c), vs)
-    s_est = _ssim(c.clean, correct.undo_motion(c.kspace, d), vs)
-    mask, truth = np.asarray(c.mask, bool), np.asarray(c.displacement)
-    rms = _rms_after_best_constant(np.asarray(d), truth, mask)
-    rms0 = _rms_after_best_constant(np.zeros_like(truth), truth, mask)
-    amplitude = corruption.grid_table()["A"][np.asarray(batch["combination"])]
+    s_in, s_or, s_est, rms, rms0 = (np.concatenate([p[k] for p in parts]) for k in keys)
+    amplitude = corruption.grid_table()["A"][records["combination"]]
     print(f"{args.store}, split {args.split}: {len(rows)} slices x {len(combos)} combinations, "
-          f"{ny}x{nx}; estimate_motion {seconds:.1f} s with compilation")
+          f"{ny}x{nx}; {seconds:.1f} s with compilation")
     print("| A (px) | input SSIM | oracle SSIM | estimate SSIM | oracle share | "
           "RMS error / zeros (px) |")
     print("|---|---|---|---|---|---|")
