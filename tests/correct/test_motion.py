@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kmri_jax import correct, sim
-from kmri_jax.correct.focus import focus_rows
+from kmri_jax.correct.focus import focus_rows, to_focus_rows
 
 NY, NX = 64, 96
 AMPLITUDES = (2.0, 5.0, 8.0)
@@ -213,16 +213,34 @@ def test_a_band_of_rows_images_the_full_image_on_fewer_rows():
     """The autofocus images of a tall slice are made of a centred band of k-space rows: for
     lines inside the band that is the full image (numpy) sampled every ny / rows rows."""
     ny, nx = 256, 24
-    rows = focus_rows(ny, correct.motion.default_n_focus(ny))
+    rows = focus_rows(correct.motion.default_n_focus(ny))
     assert rows < ny and ny % rows == 0
     rng = np.random.default_rng(0)
     k = np.zeros((ny, nx), np.complex64)
     inside = slice(ny // 2 - rows // 2 + 1, ny // 2 + rows // 2)    # both edges left empty
     k[inside] = rng.standard_normal((rows - 1, nx)) + 1j * rng.standard_normal((rows - 1, nx))
     full = np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k))))[:: ny // rows]
-    band = slice(ny // 2 - rows // 2, ny // 2 - rows // 2 + rows)
-    got = np.abs(np.fft.fftshift(np.asarray(sim.kspace_to_image(jnp.asarray(k[band])))))
+    got = np.abs(np.fft.fftshift(np.asarray(sim.kspace_to_image(to_focus_rows(jnp.asarray(k),
+                                                                             rows)))))
     np.testing.assert_allclose(got / np.linalg.norm(got), full / np.linalg.norm(full),
+                               atol=1e-6)
+
+
+def test_zero_rows_image_a_short_slice_between_its_rows():
+    """A short slice's autofocus image (zero rows added) is its band-limited image at
+    ny / rows px steps: checked against the explicit inverse DFT at those positions."""
+    ny, nx = 64, 8
+    rows = focus_rows(correct.motion.default_n_focus(ny))
+    assert rows == 2 * ny
+    rng = np.random.default_rng(1)
+    k = np.zeros((ny, nx), np.complex64)
+    k[1:] = rng.standard_normal((ny - 1, nx)) + 1j * rng.standard_normal((ny - 1, nx))
+    ky = np.arange(ny) - ny // 2                        # row ky = -ny/2 left empty above
+    y = np.arange(rows) * ny / rows                      # positions in the slice's pixels
+    cols = np.fft.ifft(np.fft.ifftshift(k, axes=1), axis=1)          # [ny, nx] over x
+    ref = np.abs(np.exp(2j * np.pi * np.outer(y, ky) / ny) @ cols)   # [rows, nx]
+    got = np.abs(np.asarray(sim.kspace_to_image(to_focus_rows(jnp.asarray(k), rows))))
+    np.testing.assert_allclose(got / np.linalg.norm(got), ref / np.linalg.norm(ref),
                                atol=1e-6)
 
 
@@ -230,7 +248,7 @@ def test_estimate_recovers_displacement_on_a_tall_slice():
     """A slice taller than the autofocus band (256 rows, band 128): recovered as well as the
     64-row slices above are at the same amplitude."""
     ny, nx, a = 256, 48, 5.0
-    assert focus_rows(ny, correct.motion.default_n_focus(ny)) < ny
+    assert focus_rows(correct.motion.default_n_focus(ny)) < ny
     params = sim.CorruptionParams(
         amplitude_px=jnp.asarray(a), rate_bpm=jnp.asarray(15.0), acceleration=jnp.asarray(2.0),
         snr_db=jnp.asarray(25.0), tr=jnp.asarray(2.1), te=jnp.asarray(0.03))
