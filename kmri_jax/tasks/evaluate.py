@@ -50,8 +50,8 @@ from kmri_jax.tasks.report import METHOD_COLUMNS, METRICS, PARAMS
 from kmri_jax.train import evaluation, sharding
 from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.metrics import magnitude_image
-from kmri_jax.train.networks import SEARCHING_KINDS
-from kmri_jax.train.step import SEARCHED, compiled_baseline, compiled_eval
+from kmri_jax.train.step import (SEARCHED, compiled_baseline, compiled_eval, reuses_search,
+                                  searched_extras)
 
 log = logging.getLogger(__name__)
 
@@ -289,13 +289,13 @@ def evaluate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
     log.info("evaluating step %d on %d %s slices x %d combinations: %s", model.step,
              len(split_rows), split, len(combos), ", ".join(chosen))
     # A network that undoes the search reuses the displacements the estimate row found.
-    reuse = "estimate" in chosen and config.model.kind in SEARCHING_KINDS
+    reuse = reuses_search(config.model.kind, chosen)
     searched: list[jax.Array] = []
     parts = [evaluation.run_eval(_with_identity(baseline_step), None, batches(), mesh,
                                  collect={"estimate_displacement": searched} if reuse else None)]
     if "model" in chosen:
         parts.append(evaluation.run_eval(eval_step, state, batches(), mesh,
-                                         extras=[{SEARCHED: d} for d in searched] or None))
+                                         extras=searched_extras(searched)))
     table = _per_sample_table(source, evaluation.merge(*parts), corruption.grid_table())
     panels, shown = _severity_panels(source, state, predict, baseline_step, split_rows, chosen,
                                      host_batch, mesh, reuse=reuse)

@@ -27,9 +27,9 @@ from kmri_jax.train.losses import loss_from_config
 from kmri_jax.train.metrics import magnitude_image
 from kmri_jax.train.preemption import PreemptionGuard
 from kmri_jax.train.state import create_state, learning_rate_schedule
-from kmri_jax.train.networks import SEARCHING_KINDS, Network
-from kmri_jax.train.step import (BASELINES, SEARCHED, compiled_baseline, compiled_eval,
-                                  make_train_step)
+from kmri_jax.train.networks import Network
+from kmri_jax.train.step import (BASELINES, compiled_baseline, compiled_eval, make_train_step,
+                                  reuses_search, searched_extras)
 from kmri_jax.train.workdir_lock import WorkdirLock
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
     # The search's displacement per evaluation batch, found once by the baseline step, for the
     # networks that undo it (the corruption is fixed, so it never changes).
     searched: list[jax.Array] = []
-    reuse = config.model.kind in SEARCHING_KINDS and "estimate" in eval_baselines(ec.baselines)
+    reuse = reuses_search(config.model.kind, eval_baselines(ec.baselines))
     collect = {"estimate_displacement": searched} if reuse else None
     loss_sum, loss_count = jnp.zeros(()), 0
     epoch_start = time.perf_counter()
@@ -276,7 +276,7 @@ def _train(config, workdir: Path, *, ckpt: Checkpointer, state, start_step: int,
                 if baseline_step is not None and not baseline_rows:
                     baseline_rows = evaluation.run_eval(baseline_step, None, eval_batches(), mesh,
                                                         collect=collect)
-                extras = [{SEARCHED: d} for d in searched] or None
+                extras = searched_extras(searched)
                 per_sample = evaluation.merge(baseline_rows, evaluation.run_eval(
                     eval_step, state, eval_batches(), mesh, extras=extras))
                 summary = evaluation.summarize(per_sample, grid_table)

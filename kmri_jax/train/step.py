@@ -28,7 +28,7 @@ from kmri_jax.train import metrics
 from kmri_jax.train.augment import augment as augment_images
 from kmri_jax.train.corruption import Corruption
 from kmri_jax.train.losses import LossFn, loss_from_config
-from kmri_jax.train.networks import Network, channels, input_scale
+from kmri_jax.train.networks import SEARCHING_KINDS, Network, channels, input_scale
 from kmri_jax.train.state import ModelDefs, TrainState, run_model
 
 Batch = Mapping[str, jax.Array]
@@ -36,6 +36,19 @@ BASELINES = ("input", "oracle", "estimate")
 SEARCHED = "searched"
 """Batch key of the search's displacement ``[B, ny]``, when the baseline step already found it."""
 METHODS = (*BASELINES, "model")
+
+
+def reuses_search(kind: str, methods: Sequence[str]) -> bool:
+    """Whether the evaluation's network step can take the ``estimate`` row's displacements
+    (:data:`SEARCHED`) instead of searching again: a ``kind`` that undoes the search, and the
+    ``estimate`` row among ``methods``."""
+    return kind in SEARCHING_KINDS and "estimate" in methods
+
+
+def searched_extras(displacements: Sequence[jax.Array]) -> list[dict[str, jax.Array]] | None:
+    """The estimate row's displacements, one ``[B, ny]`` per evaluation batch, as the per-batch
+    ``extras`` of :func:`kmri_jax.train.evaluation.run_eval` (None when there are none)."""
+    return [{SEARCHED: d} for d in displacements] or None
 
 
 def displacement_error(estimate: jax.Array, truth: jax.Array, mask: jax.Array) -> jax.Array:
