@@ -114,7 +114,7 @@ def base_config() -> ml_collections.ConfigDict:
     # budget (docs/results.md).
     c.train.spoil_keep = 0.0
     c.train.spoil_jitter = 0.0
-    c.train.augment = ""  # "flips", "zoom" or "flips,zoom": change the clean slices first.
+    c.train.augment = ""  # Comma-separated "flips", "zoom", "gamma": change the clean slices first.
     c.train.log_every_steps = 50
 
     c.eval = ml_collections.ConfigDict()
