@@ -5,7 +5,7 @@ only what physics cannot do (undersampling, noise).
 ``kmri_jax.correct.estimate_motion`` (training-free, inside the compiled step) plus a correction
 a motion network predicts; the motion is undone exactly and the image U-Net corrects the rest;
 trained end to end with a displacement L1 (``train.displacement_weight``) next to the image
-loss. The search costs about 50 ms per 64 x 96 slice on a CPU core, so a step is several times
+loss. The search costs about 240 ms per 64 x 96 slice on 2 CPU cores, so a step is many times
 an image U-Net's on a CPU. It generalises best to other anatomy (docs/results.md).
 
 Run (a BIDS dataset such as OpenNeuro ds005616; without it the built-in phantom data)::

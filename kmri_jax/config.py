@@ -134,8 +134,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.correct = ml_collections.ConfigDict()
     c.correct.max_shift = 10.0  # Largest displacement searched, px.
     c.correct.hermitian = True  # Couple conjugate line pairs (a real object).
-    c.correct.n_outer = 20  # Joint stage: outer iterations (0: autofocus only) ...
-    c.correct.n_inner = 30  # ... and TV iterations per outer one.
+    c.correct.n_outer = 160  # Joint stage: outer iterations (0: autofocus only) ...
+    c.correct.n_inner = 15  # ... and TV iterations per outer one.
     c.correct.search_step = 0.25  # Joint stage: grid step of the per-line search, px.
     c.correct.prior = True  # Joint stage: Gaussian displacement prior from the centre lines.
     c.correct.range_margin = 0.5  # Range guard of the strongest lines (None: off).

@@ -2,7 +2,7 @@
 estimate is.
 
 At inference ``estimate_unet`` undoes :func:`kmri_jax.correct.estimate_motion`'s displacement
-before its image network. Running that search inside every training step would cost tens of
+before its image network. Running that search inside every training step would cost hundreds of
 ms per slice on a CPU, so the training step undoes the true displacement (known in
 simulation) instead, with the estimate's constant. It can be spoiled the two ways an
 estimate goes wrong (docs/correction.md, "Where the remaining error is"): a few lines left
