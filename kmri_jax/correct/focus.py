@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from kmri_jax import sim
-from kmri_jax.correct.units import ramp, readout_freqs
+from kmri_jax.correct.units import ramp
+from kmri_jax.sim.motion import readout_frequencies
 
 _EPS = 1e-12
 
@@ -110,7 +111,7 @@ def focus_search(
     """
     ny, nx = kspace.shape
     f = CRITERIA[criterion]
-    u = readout_freqs(nx)
+    u = readout_frequencies(nx)
     focus_line = mask & (rank[unit] < n_focus)
     rows = focus_rows(n_focus)
     kf = to_focus_rows(jnp.where(focus_line[:, None], kspace, 0.0), rows)

@@ -25,7 +25,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from kmri_jax.correct.units import ramp, readout_freqs
+from kmri_jax.correct.units import ramp
+from kmri_jax.sim.motion import readout_frequencies
 
 _TAU, _SIGMA = 0.5, 0.18        # Condat-Vu steps: 1/tau - 8*sigma >= L/2 with L = 1
 
@@ -120,7 +121,7 @@ def joint_refine(
         units, shrinkage towards ``mu`` for units whose data are at the noise level.
     """
     ny, nx = b.shape
-    u = readout_freqs(nx)
+    u = readout_frequencies(nx)
     w = 2.0 * math.pi * u
     grid = jnp.arange(-max_shift, max_shift + 1e-6, step, dtype=jnp.float32)
     lam0, lam1 = tv_weight

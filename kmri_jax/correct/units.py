@@ -13,12 +13,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from kmri_jax.sim.motion import readout_frequencies
 from kmri_jax.sim.phasor import cis_turns
-
-
-def readout_freqs(nx: int) -> jax.Array:
-    """``u = fftshift(fftfreq(nx))`` in cycles/pixel, ``[nx] float32``."""
-    return jnp.fft.fftshift(jnp.fft.fftfreq(nx)).astype(jnp.float32)
 
 
 def ramp(displacement: jax.Array, u: jax.Array) -> jax.Array:
@@ -44,7 +40,7 @@ def noise_variance(kspace: jax.Array, mask: jax.Array) -> jax.Array:
     (``|u| > 0.375``), where the signal of a typical image is far below the noise; image
     content there only makes the estimate larger (conservative).
     """
-    u = readout_freqs(kspace.shape[-1])
+    u = readout_frequencies(kspace.shape[-1])
     high = jnp.abs(u) > 0.375
     power = jnp.sum(jnp.where(high, jnp.abs(kspace) ** 2, 0.0), -1) / jnp.sum(high)
     return jnp.nanmedian(jnp.where(mask, power, jnp.nan))
@@ -74,7 +70,7 @@ def hermitian_pairs(
     """
     ny, nx = kspace.shape
     my, mx = mirror_index(ny), mirror_index(nx)
-    u = readout_freqs(nx)
+    u = readout_frequencies(nx)
     valid_x = mx != jnp.arange(nx)          # drop the self-mirrored (Nyquist, DC) columns
     prod = jnp.where(valid_x, kspace * kspace[my][:, mx], 0.0)
     step = 0.25
