@@ -144,6 +144,10 @@ def base_config() -> ml_collections.ConfigDict:
     # CPU backend only: XLA devices to split the cores into (0 = one per core, dividing both
     # batch sizes; 1 = a single device). Several keep both cores busy: 1.4x on 2 cores.
     c.runtime.cpu_devices = 0
+    # CPU backend only: "auto"/"keep" let glibc's malloc keep the memory XLA frees, so each
+    # step reuses its pages instead of faulting in new ones (12% faster steps on 2 cores;
+    # resident memory stays at its peak); "system": the C library's default.
+    c.runtime.cpu_malloc = "auto"
     # Persistent XLA compilation cache: a resumed/requeued run skips compiling ("" = off).
     c.runtime.compilation_cache = "~/.cache/kmri_jax/xla"
     # JAX profiler trace of steps profile_start_step+1 .. +profile_steps of this run (counted

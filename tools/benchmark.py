@@ -76,7 +76,9 @@ def jax_worker(conn: Any, cfg: dict) -> None:
     from kmri_jax.train.networks import channels, input_scale
 
     ny, nx, b, k = cfg["ny"], cfg["nx"], cfg["batch"], cfg["steps_per_repeat"]
-    # As kmri-train does: on the CPU backend, one XLA device per core (0 = that policy).
+    # As kmri-train does: on the CPU backend, glibc's malloc keeps freed memory ("auto"), and
+    # one XLA device per core (0 = that policy).
+    malloc_kept = runtime.configure_cpu_allocator(cfg["cpu_malloc"])
     runtime.configure_cpu_devices(cfg["cpu_devices"], batch_sizes=(b,))
     devices = jax.device_count() if jax.default_backend() == "cpu" else 1  # one card on GPU
     store = kdata.SliceStore(ensure_bench_store(Path(cfg["store_dir"]), ny, nx, b))
@@ -89,7 +91,7 @@ def jax_worker(conn: Any, cfg: dict) -> None:
 
     info: dict[str, Any] = {"device_kind": jax.devices()[0].device_kind,
                             "backend": jax.default_backend(), "device_count": jax.device_count(),
-                            "step_devices": devices}
+                            "step_devices": devices, "malloc_kept": malloc_kept}
     t0 = time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=0).lower(state, dev_batch).compile()
     info["step_compile_s"] = time.perf_counter() - t0
@@ -162,6 +164,10 @@ def jax_worker(conn: Any, cfg: dict) -> None:
 def torch_worker(conn: Any, cfg: dict) -> None:
     import numpy as np
 
+    # The seed runs PyTorch with the C library's allocator; "keep" gives it kmri-train's
+    # (before torch starts its threads).
+    from kmri_jax.train import runtime
+    torch_malloc_kept = runtime.configure_cpu_allocator(cfg["torch_malloc"])
     try:
         import torch
         from torch_reference import SeedTrainStep, numpy_network_io
@@ -213,7 +219,8 @@ def torch_worker(conn: Any, cfg: dict) -> None:
 
     info = {"torch": torch.__version__, "torch_device": device,
             "torch_device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-            "torch_threads": torch.get_num_threads(), "torch_params": step.n_params()}
+            "torch_threads": torch.get_num_threads(), "torch_params": step.n_params(),
+            "torch_malloc_kept": torch_malloc_kept}
     for _ in range(cfg["warmup"]):
         one_round()
     conn.send(info)
@@ -226,12 +233,14 @@ def torch_worker(conn: Any, cfg: dict) -> None:
 
 
 def scaling_worker(ny: int, nx: int, batch: int, dtype: str, devices: int, warmup: int,
-                   repeats: int, steps_per_repeat: int) -> dict:
+                   repeats: int, steps_per_repeat: int, cpu_malloc: str) -> dict:
     """Runs in a subprocess started with the device count set; prints one JSON line."""
     import jax
     import numpy as np
 
-    from kmri_jax.train import sharding
+    from kmri_jax.train import runtime, sharding
+
+    runtime.configure_cpu_allocator(cpu_malloc)
 
     if jax.device_count() < devices:
         return {"devices": devices, "error": f"only {jax.device_count()} devices"}
@@ -273,7 +282,7 @@ def run_scaling(args: argparse.Namespace, ny: int, nx: int, batch: int, backend_
             env["JAX_PLATFORMS"] = "cpu"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--scaling-worker",
                json.dumps([ny, nx, batch, args.dtype, n, args.warmup, args.scaling_repeats,
-                           args.steps_per_repeat])]
+                           args.steps_per_repeat, args.cpu_malloc])]
         print(f"  scaling: {n} device(s) ...", flush=True)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -292,7 +301,7 @@ def run_config(args: argparse.Namespace, ny: int, nx: int, batch: int) -> dict:
     cfg = dict(ny=ny, nx=nx, batch=batch, dtype=args.dtype, warmup=args.warmup,
                steps_per_repeat=args.steps_per_repeat, torch_threads=args.torch_threads,
                store_dir=str(args.store_root / f"store-{ny}x{nx}"), cpu_devices=args.cpu_devices,
-               conv=args.conv)
+               conv=args.conv, cpu_malloc=args.cpu_malloc, torch_malloc=args.torch_malloc)
     ensure_bench_store(Path(cfg["store_dir"]), ny, nx, batch)  # build once, before the workers
     ctx = mp.get_context("spawn")
     targets = [("jax", jax_worker)] + ([] if args.no_torch else [("torch", torch_worker)])
@@ -438,6 +447,10 @@ def add_to_doc(path: Path, text: str, section: str = DOC_SECTION) -> None:
     print(f"added to {path} ({section!r})")
 
 
+def _kept(flag: bool | None) -> str:
+    return {True: "kept", False: "the C library's default"}.get(flag, "not recorded")
+
+
 def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
     m, v = meta["machine"], meta["machine"]["versions"]
     kinds = sorted({r["info"].get("device_kind", "?") for r in results})
@@ -449,6 +462,9 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
         f"{m['cores']} cores; JAX device: {', '.join(kinds)} "
         f"(backend {results[0]['info'].get('backend', '?')}); PyTorch device: {', '.join(torch_dev)}"
         f" ({results[0]['info'].get('torch_threads', '-')} threads).",
+        f"- CPU allocator (glibc malloc keeping freed memory, `runtime.cpu_malloc`): kmri_jax "
+        f"{_kept(results[0]['info'].get('malloc_kept'))}, PyTorch "
+        f"{_kept(results[0]['info'].get('torch_malloc_kept'))}.",
         f"- Versions: jax {v['jax']}, jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, "
         f"grain {v['grain']}, torch {v['torch']}, numpy {v['numpy']}, Python {m['python']}.",
         f"- Load average (1 min) at start / end: {meta['load_start']:.1f} / {meta['load_end']:.1f}.",
@@ -540,6 +556,12 @@ def main() -> None:
     ap.add_argument("--cpu-devices", type=int, default=0,
                     help="CPU backend: XLA devices for the kmri_jax step (0: kmri-train's default, "
                          "one per core dividing the batch; the 1-device step is then timed too)")
+    ap.add_argument("--cpu-malloc", choices=("auto", "keep", "system"), default="auto",
+                    help="config.runtime.cpu_malloc of the kmri_jax workers (auto: kmri-train's "
+                         "default, glibc keeps freed memory on the CPU backend)")
+    ap.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
+                    help="the PyTorch worker's allocator: system (as the seed runs) or keep "
+                         "(kmri-train's glibc settings, for a like-for-like comparison)")
     ap.add_argument("--sequential", action="store_true",
                     help="run JAX and PyTorch one after the other (less memory) instead of round-robin")
     ap.add_argument("--scaling-devices", type=int, nargs="*", default=[1, 2, 4, 8],
@@ -560,8 +582,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.scaling_worker:
-        ny, nx, b, dtype, n, warmup, repeats, k = json.loads(args.scaling_worker)
-        print(json.dumps(scaling_worker(ny, nx, b, dtype, n, warmup, repeats, k)))
+        print(json.dumps(scaling_worker(*json.loads(args.scaling_worker))))
         return
     if args.from_json:
         saved = json.loads(args.from_json.read_text())

@@ -129,6 +129,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
                         on_step: Callable | None) -> dict[str, float]:
     """Set-up (runtime, data, state, compiled steps, resume), then :func:`_train`."""
     tc, ec = config.train, config.eval
+    runtime.configure_cpu_allocator(config.runtime.cpu_malloc)
     runtime.configure_cpu_devices(config.runtime.cpu_devices, multi_process=multi_process,
                                   batch_sizes=(tc.batch_size, ec.batch_size))
     runtime.enable_compilation_cache(config.runtime.compilation_cache)

@@ -1,4 +1,5 @@
-"""``config.runtime``: one XLA device per CPU core, and the persistent compilation cache.
+"""``config.runtime``: one XLA device per CPU core, the CPU allocator, and the persistent
+compilation cache.
 
 Both are process-wide and fixed when JAX starts, so the cases run in fresh subprocesses.
 """
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train.runtime import configure_cpu_devices, cpu_device_count
+from kmri_jax.train.runtime import configure_cpu_allocator, configure_cpu_devices, cpu_device_count
 
 from tiny_run import clean_env, run_loop
 
@@ -122,3 +123,57 @@ def test_compilation_cache_off_user_choice_kept_and_bad_folder(tmp_path):
     bad = _python(_CACHE, str(tmp_path / "file" / "cache"))
     assert bad["returned"].startswith("error: config.runtime.compilation_cache")
     assert "--config.runtime.compilation_cache=''" in bad["returned"] and bad["dir"] is None
+
+
+_ALLOCATOR = """
+    import json, os, resource, sys
+    import jax
+    from kmri_jax.train import runtime
+    mode, case = sys.argv[1], sys.argv[2]
+    if case == "after_start":
+        jax.devices()
+    returned = runtime.configure_cpu_allocator(mode)
+    out = {"returned": returned}
+    if case != "gpu":  # No GPU here to start.
+        n = 16 * 2 ** 20  # 64 MB of float32 out of every call: above glibc's mmap threshold
+        f = jax.jit(lambda x: x * 2.0 + 1.0)
+        x = jax.numpy.arange(n, dtype=jax.numpy.float32)
+        y = f(x).block_until_ready()
+        for _ in range(6):  # Warm-up: the first few calls still grow the heap.
+            y.delete()
+            y = f(x).block_until_ready()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            y.delete()
+            y = f(x).block_until_ready()
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
+        out.update(faults_per_call=faults, pages=n * 4 / os.sysconf("SC_PAGE_SIZE"),
+                   right=bool((y[::4097] == x[::4097] * 2 + 1).all()))
+    print(json.dumps(out))
+"""
+
+
+def test_kept_allocator_reuses_the_pages_of_freed_buffers():
+    """Each call's 64 MB output: with glibc's defaults a fresh mapping, faulted in page by page
+    (at least one fault per 2 MB, even with transparent huge pages); kept, the pages of the
+    previous call's output are reused (< 1% of the pages fault)."""
+    kept = _python(_ALLOCATOR, "auto", "cpu")
+    system = _python(_ALLOCATOR, "system", "cpu")
+    assert kept["returned"] is True and system["returned"] is False
+    assert kept["right"] and system["right"]
+    assert kept["faults_per_call"] < 0.01 * kept["pages"], kept
+    assert system["faults_per_call"] >= system["pages"] / 512, system
+
+
+def test_automatic_allocator_leaves_gpu_runs_user_settings_and_a_running_jax_alone():
+    assert _python(_ALLOCATOR, "auto", "gpu", JAX_PLATFORMS="cuda,cpu") == {"returned": False}
+    user = _python(_ALLOCATOR, "auto", "cpu", MALLOC_ARENA_MAX="4")
+    assert user["returned"] is False
+    late = _python(_ALLOCATOR, "auto", "after_start")
+    assert late["returned"] is False
+    assert _python(_ALLOCATOR, "keep", "gpu", JAX_PLATFORMS="cuda,cpu") == {"returned": True}
+
+
+def test_unknown_allocator_mode_is_a_clear_error():
+    with pytest.raises(ConfigValueError, match="config.runtime.cpu_malloc"):
+        configure_cpu_allocator("jemalloc")
