@@ -14,7 +14,9 @@ runs (base 32) at one size and batch, forward and backward separately:
 - the whole train step (forward, L1, backward, Adam; ``tools/bench_unet.py``'s).
 
 Both sides run on **one core, one thread** (each worker process pinned with
-``sched_setaffinity`` before its library starts, ``torch.set_num_threads(1)``), at the batch
+``sched_setaffinity`` before its library starts, ``torch.set_num_threads(1)``), with the same
+C allocator settings (``--malloc``: ``keep``, kmri-train's glibc settings, by default, so
+neither side's ops pay for faulting in fresh buffers; ``system``: glibc's defaults), at the batch
 one CPU device gets in ``kmri-train`` (``--batch``, default 4 = batch 8 over 2 devices): the
 kernels are compared without threading. The two workers take turns, op by op (round-robin),
 so the load of a shared machine hits both alike. Per op: the median over rounds of the best of
@@ -196,13 +198,15 @@ def _torch_op(op: dict[str, Any], batch: int) -> Callable[[], None]:
 
 
 def _worker(conn: Any, side: str, cpu: int, ops: list[dict], size: int, batch: int,
-            inner: int) -> None:
+            inner: int, malloc: str) -> None:
     """Pinned to ``cpu`` before its library starts; builds and warms every op and the full step,
     then answers ``("op", i)`` / ``("step",)`` with the best of ``inner`` timed calls (s)."""
     os.sched_setaffinity(0, {cpu})
     os.environ["OMP_NUM_THREADS"] = "1"
     sys.path.insert(0, str(ROOT / "tools"))
     sys.path.insert(0, str(ROOT))
+    from kmri_jax.train import runtime
+    runtime.configure_cpu_allocator(malloc)  # before either library starts its threads
     if side == "jax":
         import jax
         jax.config.update("jax_num_cpu_devices", 1)
@@ -243,6 +247,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--inner", type=int, default=3)
     parser.add_argument("--cpu", type=int, default=0, help="the core both workers run on")
+    parser.add_argument("--malloc", choices=("keep", "system"), default="keep",
+                        help="both workers' glibc malloc settings (runtime.cpu_malloc)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/bench_ops.json"))
     args = parser.parse_args()
 
@@ -252,7 +258,8 @@ def main() -> None:
     for side in ("jax", "torch"):
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker,
-                           args=(child, side, args.cpu, ops, args.size, args.batch, args.inner))
+                           args=(child, side, args.cpu, ops, args.size, args.batch, args.inner,
+                                 args.malloc))
         proc.start()
         workers[side] = (proc, parent, parent.recv())  # set up one at a time
     times = {side: [[] for _ in range(len(ops) + 1)] for side in workers}
@@ -272,7 +279,8 @@ def main() -> None:
     step = {"jax_ms": 1e3 * med["jax"][-1], "torch_ms": 1e3 * med["torch"][-1]}
     total = {s: sum(r[f"{s}_ms"] for r in rows) for s in ("jax", "torch")}
 
-    print(f"{cpu_description()}; {args.size}x{args.size}, batch {args.batch}, one core each")
+    print(f"{cpu_description()}; {args.size}x{args.size}, batch {args.batch}, one core each, "
+          f"malloc {args.malloc}")
     print(f"| op | GFLOP | XLA ms | PyTorch ms | XLA / PyTorch | XLA GFLOP/s | PyTorch GFLOP/s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

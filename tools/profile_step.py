@@ -178,6 +178,8 @@ def trace_by_kind(step: Any, state: Any, batch: Any, trace_dir: Path, steps: int
 
 
 def main() -> None:
+    from kmri_jax.train import runtime
+    runtime.configure_cpu_allocator("auto")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=parse_config, default=(128, 128, 8), metavar="HxW:B")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
