@@ -43,18 +43,14 @@ def is_user_error(e: BaseException) -> bool:
     return type(e).__module__.startswith("kmri_jax.")
 
 
-def configure_runtime() -> None:
-    """Training's process-wide settings that apply to any command, before JAX starts: the CPU
-    allocator (``config.runtime.cpu_malloc``) and the persistent XLA cache
-    (``config.runtime.compilation_cache``), so that running a command again (e.g. once per
-    volume) does not compile the same programs again. ``JAX_COMPILATION_CACHE_DIR`` moves the
-    cache; ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off."""
+def use_compilation_cache() -> None:
+    """The persistent XLA cache of training (``config.runtime.compilation_cache``), so that
+    running a command again (e.g. once per volume) does not compile the same programs again.
+    ``JAX_COMPILATION_CACHE_DIR`` moves it; ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off."""
     from kmri_jax.config import base_config
     from kmri_jax.train import runtime
 
-    config = base_config().runtime
-    runtime.configure_cpu_allocator(config.cpu_malloc)
-    runtime.enable_compilation_cache(config.compilation_cache)
+    runtime.enable_compilation_cache(base_config().runtime.compilation_cache)
 
 
 def run_command(prog: str, body: Callable[[], None]) -> int:

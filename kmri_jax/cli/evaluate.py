@@ -20,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import configure_logging, configure_runtime, run_command
+from kmri_jax.cli.common import configure_logging, run_command, use_compilation_cache
 
 PROG = "kmri-evaluate"
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         from kmri_jax.tasks import evaluate
 
-        configure_runtime()
+        use_compilation_cache()
 
         result = evaluate.evaluate(
             args.checkpoint, args.output, store=args.store, data_root=args.data_root,

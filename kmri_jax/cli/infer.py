@@ -19,8 +19,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, configure_runtime,
-                                 run_command)
+from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, run_command,
+                                 use_compilation_cache)
 
 PROG = "kmri-infer"
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         from kmri_jax.tasks import infer, simulate
 
-        configure_runtime()
+        use_compilation_cache()
 
         result = infer.infer(
             args.checkpoint, args.output, input_path=args.input, kspace_path=args.kspace,

@@ -16,8 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, configure_runtime,
-                                 run_command)
+from kmri_jax.cli.common import (add_corruption_arguments, configure_logging, run_command,
+                                 use_compilation_cache)
 
 PROG = "kmri-simulate"
 
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> None:
         from kmri_jax.tasks import simulate
 
-        configure_runtime()
+        use_compilation_cache()
 
         from kmri_jax import sim
         from kmri_jax.tasks.errors import TaskError

@@ -139,15 +139,16 @@ _ALLOCATOR = """
         f = jax.jit(lambda x: x * 2.0 + 1.0)
         x = jax.numpy.arange(n, dtype=jax.numpy.float32)
         y = f(x).block_until_ready()
-        for _ in range(6):  # Warm-up: the first few calls still grow the heap.
+        faults = []
+        for _ in range(10):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             y.delete()
             y = f(x).block_until_ready()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(4):
-            y.delete()
-            y = f(x).block_until_ready()
-        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4
-        out.update(faults_per_call=faults, pages=n * 4 / os.sysconf("SC_PAGE_SIZE"),
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        # The fewest of any call: while the heap still grows (a freed buffer can come back
+        # to the allocator after the next call has taken its own), a kept call faults too.
+        faults = min(faults)
+        out.update(fewest_faults=faults, pages=n * 4 / os.sysconf("SC_PAGE_SIZE"),
                    right=bool((y[::4097] == x[::4097] * 2 + 1).all()))
     print(json.dumps(out))
 """
@@ -155,14 +156,14 @@ _ALLOCATOR = """
 
 def test_kept_allocator_reuses_the_pages_of_freed_buffers():
     """Each call's 64 MB output: with glibc's defaults a fresh mapping, faulted in page by page
-    (at least one fault per 2 MB, even with transparent huge pages); kept, the pages of the
-    previous call's output are reused (< 1% of the pages fault)."""
+    by every call (at least one fault per 2 MB, even with transparent huge pages); kept, the
+    calls reuse the pages of earlier outputs (< 1% of the pages fault)."""
     kept = _python(_ALLOCATOR, "auto", "cpu")
     system = _python(_ALLOCATOR, "system", "cpu")
     assert kept["returned"] is True and system["returned"] is False
     assert kept["right"] and system["right"]
-    assert kept["faults_per_call"] < 0.01 * kept["pages"], kept
-    assert system["faults_per_call"] >= system["pages"] / 512, system
+    assert kept["fewest_faults"] < 0.01 * kept["pages"], kept
+    assert system["fewest_faults"] >= system["pages"] / 512, system
 
 
 def test_automatic_allocator_leaves_gpu_runs_user_settings_and_a_running_jax_alone():
