@@ -30,6 +30,9 @@ def tiny_config():
     c.eval.num_images = 2
     c.checkpoint.async_save = False
     c.runtime.compilation_cache = ""  # Tests never write to ~/.cache.
+    # Tiny runs are compile-bound, and the kept allocator compiles ~30% slower (one arena for
+    # XLA's compiler threads, docs/profile.md); tests/train/test_runtime.py tests it.
+    c.runtime.cpu_malloc = "system"
     c.eval.baselines = ""  # one program less per run; the loop's baselines: test_experiments
     return c
 
