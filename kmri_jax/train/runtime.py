@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import importlib.util
 import logging
-import ctypes
 import math
 import os
 import pkgutil
