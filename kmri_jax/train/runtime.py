@@ -168,10 +168,15 @@ def configure_cpu_allocator(mode: str) -> bool:
         log.warning("config.runtime.cpu_malloc='keep' set after JAX started: XLA's running "
                     "threads keep their own arenas")
     libc = ctypes.CDLL(None)
-    for param, value in ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)):
+    applied: list[str] = []
+    for name, param, value in (("M_ARENA_MAX", _M_ARENA_MAX, 1), ("M_MMAP_MAX", _M_MMAP_MAX, 0),
+                               ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, -1)):
         if libc.mallopt(param, value) != 1:
-            log.warning("mallopt(%d, %d) failed: the CPU allocator is left as it was", param, value)
+            log.warning("mallopt(%s, %d) failed (%s): freed memory may still go back to the "
+                        "system between steps", name, value,
+                        f"{', '.join(applied)} already set" if applied else "nothing changed")
             return False
+        applied.append(name)
     log.info("CPU allocator: freed memory is kept for reuse (--config.runtime.cpu_malloc=system: "
              "the C library's default)")
     return True
