@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -126,35 +127,75 @@ def test_compilation_cache_off_user_choice_kept_and_bad_folder(tmp_path):
 
 
 _ALLOCATOR = """
-    import json, sys
+    import ctypes, json, os, re, sys, tempfile
+    import numpy as np
     import jax
     from kmri_jax.train import runtime
+
+    class MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc >= 2.33)
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    libc.fopen.restype = ctypes.c_void_p
+
+    def arenas():  # glibc's own report: one <heap nr=...> element per arena
+        path = tempfile.mktemp()
+        stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        with open(path) as f:
+            count = len(re.findall("<heap nr=", f.read()))
+        os.unlink(path)
+        return count
+
     mode, case = sys.argv[1], sys.argv[2]
     if case == "after_start":
         jax.devices()
-    returned = runtime.configure_cpu_allocator(mode)
-    out = {"returned": returned}
+    out = {"returned": runtime.configure_cpu_allocator(mode)}
     if case != "gpu":  # No GPU here to start; JAX runs on the allocator as set up.
         x = jax.numpy.arange(2 ** 20, dtype=jax.numpy.float32)
         y = jax.jit(lambda x: x * 2.0 + 1.0)(x)
         out["right"] = bool((y == x * 2 + 1).all())
+        before = libc.mallinfo2().hblks
+        big = np.ones(2 ** 24, np.float32)  # 64 MB: above glibc's largest mmap threshold
+        out["new_mappings"] = libc.mallinfo2().hblks - before
+        out["arenas"] = arenas()  # after XLA's worker threads have allocated
     print(json.dumps(out))
 """
 
+glibc_reports = pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or tuple(map(int, platform.libc_ver()[1].split("."))) < (2, 33),
+    reason="the allocator's state is read with glibc's mallinfo2 (glibc >= 2.33)")
+# Set up: the 64 MB block comes from the heap, not a mapping of its own, and every thread
+# shares the main arena. glibc's defaults: a mapping, and an arena per allocating thread.
+KEPT = {"returned": True, "right": True, "new_mappings": 0, "arenas": 1}
 
+
+@glibc_reports
 def test_automatic_allocator_is_set_up_on_the_cpu_and_system_leaves_it():
     # Whether it saves page faults depends on the load (docs/profile.md): measured by
     # tools/benchmark.py, not asserted here.
-    assert _python(_ALLOCATOR, "auto", "cpu") == {"returned": True, "right": True}
-    assert _python(_ALLOCATOR, "system", "cpu") == {"returned": False, "right": True}
+    assert _python(_ALLOCATOR, "auto", "cpu") == KEPT
+    system = _python(_ALLOCATOR, "system", "cpu")
+    assert system["returned"] is False and system["right"] is True
+    assert system["new_mappings"] == 1 and system["arenas"] > 1
 
 
+@glibc_reports
 def test_automatic_allocator_leaves_gpu_runs_user_settings_and_a_running_jax_alone():
     assert _python(_ALLOCATOR, "auto", "gpu", JAX_PLATFORMS="cuda,cpu") == {"returned": False}
     user = _python(_ALLOCATOR, "auto", "cpu", MALLOC_ARENA_MAX="4")
-    assert user["returned"] is False
+    assert user["returned"] is False and user["new_mappings"] == 1 and 1 < user["arenas"] <= 4
     late = _python(_ALLOCATOR, "auto", "after_start")
-    assert late["returned"] is False
+    assert late["returned"] is False and late["new_mappings"] == 1
+
+
+@glibc_reports
+def test_keep_overrides_the_users_settings():
+    assert _python(_ALLOCATOR, "keep", "cpu", MALLOC_ARENA_MAX="4") == KEPT
 
 
 def test_unknown_allocator_mode_is_a_clear_error():
