@@ -262,7 +262,8 @@ def test_a_real_full_filesystem_during_training(shared_store, tmp_path):
                # The session's compilation cache (tests/conftest.py): the same programs as
                # the quickstart test's.
                f"--config.runtime.compilation_cache={jax.config.jax_compilation_cache_dir}",
-               "--config.runtime.cpu_devices=1"]
+               "--config.runtime.cpu_devices=1",
+               "--config.runtime.cpu_malloc=system"]  # compile-bound, like tiny_run's
         start = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert done.returncode == 1, done.stderr[-3000:]
