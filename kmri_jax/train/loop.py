@@ -134,6 +134,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, *, mul
                                   batch_sizes=(tc.batch_size, ec.batch_size))
     runtime.enable_compilation_cache(config.runtime.compilation_cache)
     mesh = sharding.make_mesh()
+    runtime.warn_cpu_bfloat16(config.model.compute_dtype)
     host_batch = sharding.local_batch_size(tc.batch_size, mesh=mesh)
     eval_host_batch = sharding.local_batch_size(ec.batch_size, mesh=mesh, key="eval.batch_size")
     shard = dict(shard_index=jax.process_index(), shard_count=jax.process_count())

@@ -6,6 +6,8 @@
   frees, so each step reuses the previous step's pages instead of faulting in new ones.
 - :func:`enable_compilation_cache`: a persistent XLA compilation cache, so a resumed or
   requeued run, or a second run of the same config, does not compile its steps again.
+- :func:`warn_cpu_bfloat16`: says so when bfloat16 compute is asked of the CPU backend, where it
+  does not make the step faster.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import jax
 from kmri_jax.config import ConfigValueError
 
 __all__ = ["CPU_MALLOC", "configure_cpu_allocator", "configure_cpu_devices", "cpu_device_count",
-           "enable_compilation_cache"]
+           "enable_compilation_cache", "warn_cpu_bfloat16"]
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +208,19 @@ def enable_compilation_cache(directory: str) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", os.fspath(path))
     log.info("XLA compilation cache: %s", path)
     return path
+
+
+def warn_cpu_bfloat16(compute_dtype: str) -> bool:
+    """Logs a warning when ``model.compute_dtype`` is bfloat16 and JAX runs on the CPU.
+
+    XLA:CPU (jaxlib 0.10.2) computes a bfloat16 convolution as a float32 one between
+    conversions, so the U-Net step is no faster than in float32 (0-7% slower measured), even on
+    processors with bfloat16 instructions, where PyTorch's CPU autocast runs its step 1.8x
+    faster (docs/benchmarks.md). Returns whether it warned.
+    """
+    if str(compute_dtype) != "bfloat16" or jax.default_backend() != "cpu":
+        return False
+    log.warning("model.compute_dtype=bfloat16 on the CPU: XLA:CPU computes the convolutions in "
+                "float32, so the step is no faster (docs/benchmarks.md); "
+                "--config.model.compute_dtype=float32 is the CPU's choice")
+    return True

@@ -14,11 +14,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from kmri_jax.config import ConfigValueError
-from kmri_jax.train.runtime import configure_cpu_allocator, configure_cpu_devices, cpu_device_count
+from kmri_jax.train.runtime import (configure_cpu_allocator, configure_cpu_devices, cpu_device_count,
+                                    warn_cpu_bfloat16)
 
 from tiny_run import clean_env, run_loop
 
@@ -201,3 +203,18 @@ def test_keep_overrides_the_users_settings():
 def test_unknown_allocator_mode_is_a_clear_error():
     with pytest.raises(ConfigValueError, match="config.runtime.cpu_malloc"):
         configure_cpu_allocator("jemalloc")
+
+
+def test_bfloat16_on_the_cpu_is_warned_about_while_xla_computes_its_convolutions_in_float32(caplog):
+    # The warning's premise, read from XLA's own compiled program: a bfloat16 convolution
+    # becomes a float32 one. If a jaxlib computes it in bfloat16, this fails: drop the warning.
+    x = jax.numpy.ones((1, 8, 8, 4), jax.numpy.bfloat16)
+    conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    hlo = conv.lower(x, jax.numpy.ones((3, 3, 4, 4), jax.numpy.bfloat16)).compile().as_text()
+    convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
+    assert convolutions and all("= f32[" in line for line in convolutions)
+    with caplog.at_level("WARNING", logger="kmri_jax.train.runtime"):
+        assert warn_cpu_bfloat16("float32") is False and not caplog.records
+        assert warn_cpu_bfloat16("bfloat16") is True
+    assert "--config.model.compute_dtype=float32" in caplog.records[0].getMessage()
