@@ -93,8 +93,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.residual = True  # Predict a correction added to the input (False: the seed).
     c.model.compute_dtype = "float32"  # "bfloat16": mixed precision, float32 parameters.
     c.model.remat = False  # Recompute U-Net block activations in the backward pass (memory).
-    # 3x3 convolutions: "lax" or "im2col" (one matrix product of 9 shifted copies: faster per
-    # convolution on XLA:CPU, 9x the activation memory). Same parameters (docs/profile.md).
+    # 3x3 convolutions: "lax" or "im2col" (one matrix product of 9 shifted copies, 9x the
+    # activation memory; faster or slower by processor, docs/profile.md). Same parameters.
     c.model.conv = "lax"
 
     c.train = ml_collections.ConfigDict()

@@ -64,7 +64,8 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     ``y[b, h, w, o] = sum_{i, j, c} x[b, h + i - 1, w + j - 1, c] kernel[i, j, c, o]`` (zero
     outside). The patch matrix ``[B, H, W, 9C]`` costs 9x the input's memory; on XLA:CPU its
     forward and backward (two dots and a sum of shifts) were 1.0-1.9x faster than
-    ``lax.conv_general_dilated``'s on a 2-core AMD EPYC (docs/profile.md).
+    ``lax.conv_general_dilated``'s on an AVX2 AMD EPYC, but the train step with it was 2x
+    slower on an AVX-512 one (docs/profile.md).
     """
     _, h, w, c = x.shape
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
