@@ -144,7 +144,8 @@ _ALLOCATOR = """
     libc.fopen.restype = ctypes.c_void_p
 
     def arenas():  # glibc's own report: one <heap nr=...> element per arena
-        path = tempfile.mktemp()
+        handle, path = tempfile.mkstemp()
+        os.close(handle)
         stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
         libc.malloc_info(0, stream)
         libc.fclose(stream)
