@@ -538,6 +538,8 @@ def markdown(results: list[dict], scaling: dict | None, meta: dict) -> str:
 
 
 def main() -> None:
+    from kmri_jax.train.runtime import CPU_MALLOC  # imports JAX without starting it
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--configs", type=parse_config, nargs="+",
@@ -556,7 +558,7 @@ def main() -> None:
     ap.add_argument("--cpu-devices", type=int, default=0,
                     help="CPU backend: XLA devices for the kmri_jax step (0: kmri-train's default, "
                          "one per core dividing the batch; the 1-device step is then timed too)")
-    ap.add_argument("--cpu-malloc", choices=("auto", "keep", "system"), default="auto",
+    ap.add_argument("--cpu-malloc", choices=CPU_MALLOC, default="auto",
                     help="config.runtime.cpu_malloc of the kmri_jax workers (auto: kmri-train's "
                          "default, glibc keeps freed memory on the CPU backend)")
     ap.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
