@@ -1,0 +1,223 @@
+"""Benchmark: how the installed XLA:CPU runs the U-Net's kind of work, variant by variant.
+
+Two questions the CPU step's profile left open (issue 14, docs/profile.md):
+
+- **bfloat16**: does XLA:CPU multiply and convolve in bfloat16? Matrix products and a 3x3
+  convolution, each as float32, as bfloat16 -> bfloat16, and as bfloat16 -> float32
+  (``preferred_element_type=float32``), on one core; plus the element type of the convolution
+  XLA compiles for bfloat16 operands.
+- **which library convolves**: YNNPACK's fusions (XLA's default) against Eigen's convolutions
+  (``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=``), forward, input gradient and weight
+  gradient of 3x3 convolutions at batch 8, on one core and on one device with every core; with
+  ``--step``, kmri-train's train step at 128 x 128 batch 8 (kept allocator, as kmri-train) on
+  one device and on one device per core, for each library.
+
+Each variant runs in its own worker process, since XLA reads its flags once, when its backend
+starts; one-core workers pin themselves (``sched_setaffinity``) before JAX starts; every
+worker sets glibc's allocator as kmri-train does (``runtime.configure_cpu_allocator``), so no
+figure pays for faulting in fresh buffers. Figures are medians of ``--repeats`` calls after one
+warm-up call, in ms.
+
+    python tools/bench_xla_cpu.py            # products and convolutions
+    python tools/bench_xla_cpu.py --step     # and the train step
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from bench_common import machine_info, timed  # noqa: E402  (no heavy imports: workers pin first)
+
+EIGEN_FLAGS = "--xla_cpu_experimental_ynn_fusion_type="
+LIBRARIES = {"YNNPACK (default)": "", "Eigen": EIGEN_FLAGS}
+PRODUCTS = [(4096, 1024, 1024), (65536, 288, 32), (4096, 1152, 128)]  # M, K, N
+CONVS = [(8, 128, 32, 32), (8, 64, 64, 64), (8, 16, 256, 256)]  # batch, size, in, out
+
+
+def _median_ms(fn, repeats: int) -> float:
+    return 1e3 * statistics.median(timed(fn, repeats, warmup=1))
+
+
+def _products(repeats: int) -> dict[str, Any]:
+    """One core: products and a convolution in float32, bf16 -> bf16 and bf16 -> f32."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    forms = {"float32": (jnp.float32, None), "bfloat16 -> bfloat16": (jnp.bfloat16, None),
+             "bfloat16 -> float32": (jnp.bfloat16, jnp.float32)}  # operands -> result
+    key = jax.random.key(0)
+    rows = []
+    for m, k, n in PRODUCTS:
+        a, b = jax.random.normal(key, (m, k)), jax.random.normal(key, (k, n))
+        row = {"op": f"product {m}x{k} by {k}x{n}"}
+        for form, (dtype, out) in forms.items():
+            f = jax.jit(lambda a, b, out=out: lax.dot_general(
+                a, b, (((1,), (0,)), ((), ())), preferred_element_type=out))
+            x, y = a.astype(dtype), b.astype(dtype)
+            row[form] = _median_ms(lambda: jax.block_until_ready(f(x, y)), repeats)
+        rows.append(row)
+    x, w = jax.random.normal(key, (4, 128, 128, 64)), jax.random.normal(key, (3, 3, 64, 64))
+    row, compiled_types = {"op": "3x3 convolution 4x128x128 64->64"}, {}
+    for form, (dtype, out) in forms.items():
+        f = jax.jit(lambda x, w, out=out: lax.conv_general_dilated(
+            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            preferred_element_type=out))
+        xs, ws = x.astype(dtype), w.astype(dtype)
+        row[form] = _median_ms(lambda: jax.block_until_ready(f(xs, ws)), repeats)
+        hlo = f.lower(xs, ws).compile().as_text()
+        compiled_types[form] = sorted({line.split("=")[1].split("[")[0].strip()
+                                       for line in hlo.splitlines() if " convolution(" in line})
+    rows.append(row)
+    return {"rows": rows, "compiled_convolution_types": compiled_types}
+
+
+def _convs(repeats: int) -> dict[str, Any]:
+    """3x3 convolutions at batch 8: forward, input gradient, weight gradient."""
+    import jax
+    from jax import lax
+
+    def conv(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    key, rows = jax.random.key(0), []
+    for b, s, ci, co in CONVS:
+        x, w = jax.random.normal(key, (b, s, s, ci)), jax.random.normal(key, (3, 3, ci, co))
+        g = jax.random.normal(key, (b, s, s, co))
+        fwd = jax.jit(conv)
+        dx = jax.jit(lambda x, w, g: jax.vjp(conv, x, w)[1](g)[0])
+        dw = jax.jit(lambda x, w, g: jax.vjp(conv, x, w)[1](g)[1])
+        rows.append({"op": f"{b}x{s}x{s} {ci}->{co}",
+                     "forward": _median_ms(lambda: jax.block_until_ready(fwd(x, w)), repeats),
+                     "input gradient": _median_ms(lambda: jax.block_until_ready(dx(x, w, g)), repeats),
+                     "weight gradient": _median_ms(lambda: jax.block_until_ready(dw(x, w, g)), repeats)})
+    return {"rows": rows}
+
+
+def _step(repeats: int) -> dict[str, Any]:
+    """kmri-train's train step at 128 x 128 batch 8 on this process's devices."""
+    import jax
+    import numpy as np
+
+    from bench_common import train_setup
+    from kmri_jax.train import sharding
+
+    b, n = 8, 128
+    state, _, fn, mesh = train_setup(n, n, b, "float32", devices=jax.device_count())
+    state = sharding.replicate(state, mesh)
+    r = np.random.default_rng(0)
+    host = dict(image=r.random((b, n, n), dtype=np.float32),
+                valid_shape=np.tile([n, n], (b, 1)).astype(np.int32),
+                tr=np.full(b, 2.5, np.float32), te=np.full(b, 0.03, np.float32),
+                volume=np.arange(b, dtype=np.int32), slice=np.arange(b, dtype=np.int32),
+                combination=np.full(b, -1, np.int32), weight=np.ones(b, np.float32))
+    batch = sharding.shard_batch(host, mesh)
+    step = jax.jit(fn, donate_argnums=0).lower(state, batch).compile()
+    box = {"state": state}
+
+    def once():
+        out = step(box["state"], batch)
+        box["state"] = out[0]
+        jax.block_until_ready(out)
+
+    return {"devices": jax.device_count(), "ms": _median_ms(once, repeats)}
+
+
+WORKERS = {"products": _products, "convs": _convs, "step": _step}
+
+
+def _run_worker(kind: str, *, flags: str, one_core: bool, devices: int, repeats: int) -> dict:
+    """``kind`` in a fresh process with ``XLA_FLAGS=flags`` and ``devices`` CPU devices."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(devices))
+    if flags:
+        env["XLA_FLAGS"] = flags
+    cmd = [sys.executable, __file__, "--worker", kind, "--repeats", str(repeats)]
+    if one_core:
+        cmd.append("--one-core")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"worker {kind} ({flags or 'default flags'}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--step", action="store_true", help="also time kmri-train's step")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    ap.add_argument("--one-core", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        if args.one_core:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        from kmri_jax.train import runtime
+
+        kept = runtime.configure_cpu_allocator("auto")  # as kmri-train: reused buffers
+        print(json.dumps({**WORKERS[args.worker](args.repeats), "malloc_kept": kept}))
+        return
+
+    cores = len(os.sched_getaffinity(0))
+    m = machine_info()
+    print(f"Machine: {m['cpu']} ({' '.join(m['cpu_vector_flags'])}), {cores} cores; "
+          f"jax {m['versions']['jax']}, jaxlib {m['versions']['jaxlib']}")
+    results: dict[str, Any] = {"machine": m, "cores": cores}
+
+    products = _run_worker("products", flags="", one_core=True, devices=1, repeats=args.repeats)
+    results["products"] = products
+    print(f"glibc malloc kept as kmri-train keeps it: {'yes' if products['malloc_kept'] else 'no'}")
+    forms = ["float32", "bfloat16 -> bfloat16", "bfloat16 -> float32"]
+    print("\nbfloat16, one core (ms; the last column: float32 time / bfloat16 -> float32 time)\n")
+    print(_table(["op", *forms, "speed-up"],
+                 [[r["op"], *(f"{r[f]:.1f}" for f in forms), f"{r[forms[0]] / r[forms[2]]:.2f}x"]
+                  for r in products["rows"]]))
+    print("\nElement type of the compiled convolution, by operand form: "
+          + "; ".join(f"{k}: {', '.join(v)}" for k, v in products["compiled_convolution_types"].items()))
+
+    parts = ["forward", "input gradient", "weight gradient"]
+    conv_rows = []
+    for library, flags in LIBRARIES.items():
+        for one_core in (True, False):
+            where = "one core" if one_core else f"one device, {cores} cores"
+            r = _run_worker("convs", flags=flags, one_core=one_core, devices=1,
+                            repeats=args.repeats)
+            results.setdefault("convs", []).append({"library": library, "where": where, **r})
+            conv_rows += [[library, where, row["op"], *(f"{row[p]:.1f}" for p in parts)]
+                          for row in r["rows"]]
+    print("\n3x3 convolutions by library (ms)\n")
+    print(_table(["library", "cores", "convolution", *parts], conv_rows))
+
+    if args.step:
+        step_rows = []
+        for library, flags in LIBRARIES.items():
+            for devices in sorted({1, cores}):
+                r = _run_worker("step", flags=flags, one_core=False, devices=devices,
+                                repeats=args.repeats)
+                results.setdefault("step", []).append({"library": library, **r})
+                step_rows.append([library, str(devices), f"{r['ms']:.0f}", f"{8e3 / r['ms']:.2f}"])
+        print(f"\nkmri-train's step, 128x128 batch 8, {cores} cores\n")
+        print(_table(["library", "devices", "ms per step", "samples/s"], step_rows))
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
