@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -30,6 +31,9 @@ def _two_task_step(workdir, *, cache: str, sigterm_at: int = 0) -> list[dict]:
     """Runs the tiny loop (12 steps) as tasks 0 and 1 of a fake ``srun`` step, one task per
     node; task 1 gets SIGTERM after step ``sigterm_at`` (0: never)."""
     port = _free_port()
+    # Output to files, not pipes: while this waits for task 0, task 1 must never block on a
+    # full pipe, or task 0 would wait for it at the next collective (a deadlock).
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in (0, 1)]
     procs = [
         subprocess.Popen(
             loop_command(workdir, cpu_devices=0, max_steps=12, cache=cache,
@@ -39,12 +43,22 @@ def _two_task_step(workdir, *, cache: str, sigterm_at: int = 0) -> list[dict]:
                           SLURM_PROCID=str(rank), SLURM_LOCALID="0",
                           JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
                           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for rank in (0, 1)
+            stdout=out, stderr=err, text=True)
+        for rank, (out, err) in zip((0, 1), logs)
     ]
+    try:
+        for p in procs:
+            p.wait(timeout=600)
+    finally:
+        for p in procs:  # a task left hanging would hold a core for the rest of the suite
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     outs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=600)
+    for p, (out, err) in zip(procs, logs):
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+        out.close(), err.close()
         assert p.returncode == 0, stderr[-3000:]
         outs.append(json.loads(stdout.strip().splitlines()[-1]))
     return outs
