@@ -135,6 +135,19 @@ def train_setup(ny: int, nx: int, batch: int, dtype: str, *, devices: int = 1, t
     return state, defs, fn, mesh
 
 
+def synthetic_host_batch(ny: int, nx: int, batch: int) -> dict:
+    """A host batch of ``batch`` random ``ny x nx`` images in the training pipeline's format
+    (the seed's TR/TE, no grid combination, weight 1): for timing the step alone."""
+    import numpy as np
+
+    r = np.random.default_rng(0)
+    return dict(image=r.random((batch, ny, nx), dtype=np.float32),
+                valid_shape=np.tile([ny, nx], (batch, 1)).astype(np.int32),
+                tr=np.full(batch, 2.5, np.float32), te=np.full(batch, 0.03, np.float32),
+                volume=np.arange(batch, dtype=np.int32), slice=np.arange(batch, dtype=np.int32),
+                combination=np.full(batch, -1, np.int32), weight=np.ones(batch, np.float32))
+
+
 def ensure_bench_store(store_dir: Path, ny: int, nx: int, batch: int) -> Path:
     """A phantom slice store at ``ny x nx`` with at least two training batches."""
     from kmri_jax import data as kdata

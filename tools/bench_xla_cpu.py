@@ -9,8 +9,8 @@ Two questions the CPU step's profile left open (issue 14, docs/profile.md):
 - **which library convolves**: YNNPACK's fusions (XLA's default) against Eigen's convolutions
   (``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=``), forward, input gradient and weight
   gradient of 3x3 convolutions at batch 8, on one core and on one device with every core; with
-  ``--step``, kmri-train's train step at 128 x 128 batch 8 (kept allocator, as kmri-train) on
-  one device and on one device per core, for each library.
+  ``--step``, kmri-train's train step at 128 x 128 batch 8 on one device and on kmri-train's
+  CPU device count (one per core, as many as divide the batch), for each library.
 
 Each variant runs in its own worker process, since XLA reads its flags once, when its backend
 starts; one-core workers pin themselves (``sched_setaffinity``) before JAX starts; every
@@ -41,6 +41,7 @@ EIGEN_FLAGS = "--xla_cpu_experimental_ynn_fusion_type="
 LIBRARIES = {"YNNPACK (default)": "", "Eigen": EIGEN_FLAGS}
 PRODUCTS = [(4096, 1024, 1024), (65536, 288, 32), (4096, 1152, 128)]  # M, K, N
 CONVS = [(8, 128, 32, 32), (8, 64, 64, 64), (8, 16, 256, 256)]  # batch, size, in, out
+STEP_SIZE, STEP_BATCH = 128, 8
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -107,21 +108,14 @@ def _convs(repeats: int) -> dict[str, Any]:
 def _step(repeats: int) -> dict[str, Any]:
     """kmri-train's train step at 128 x 128 batch 8 on this process's devices."""
     import jax
-    import numpy as np
 
-    from bench_common import train_setup
+    from bench_common import synthetic_host_batch, train_setup
     from kmri_jax.train import sharding
 
-    b, n = 8, 128
-    state, _, fn, mesh = train_setup(n, n, b, "float32", devices=jax.device_count())
+    state, _, fn, mesh = train_setup(STEP_SIZE, STEP_SIZE, STEP_BATCH, "float32",
+                                     devices=jax.device_count())
     state = sharding.replicate(state, mesh)
-    r = np.random.default_rng(0)
-    host = dict(image=r.random((b, n, n), dtype=np.float32),
-                valid_shape=np.tile([n, n], (b, 1)).astype(np.int32),
-                tr=np.full(b, 2.5, np.float32), te=np.full(b, 0.03, np.float32),
-                volume=np.arange(b, dtype=np.int32), slice=np.arange(b, dtype=np.int32),
-                combination=np.full(b, -1, np.int32), weight=np.ones(b, np.float32))
-    batch = sharding.shard_batch(host, mesh)
+    batch = sharding.shard_batch(synthetic_host_batch(STEP_SIZE, STEP_SIZE, STEP_BATCH), mesh)
     step = jax.jit(fn, donate_argnums=0).lower(state, batch).compile()
     box = {"state": state}
 
@@ -173,6 +167,8 @@ def main() -> None:
         print(json.dumps({**WORKERS[args.worker](args.repeats), "malloc_kept": kept}))
         return
 
+    from kmri_jax.train import runtime
+
     cores = len(os.sched_getaffinity(0))
     m = machine_info()
     print(f"Machine: {m['cpu']} ({' '.join(m['cpu_vector_flags'])}), {cores} cores; "
@@ -206,12 +202,15 @@ def main() -> None:
     if args.step:
         step_rows = []
         for library, flags in LIBRARIES.items():
-            for devices in sorted({1, cores}):
+            # One device, and kmri-train's count: one per core, as many as divide the batch.
+            per_core = runtime.cpu_device_count(batch_sizes=(STEP_BATCH,), cpus=cores)
+            for devices in sorted({1, per_core}):
                 r = _run_worker("step", flags=flags, one_core=False, devices=devices,
                                 repeats=args.repeats)
                 results.setdefault("step", []).append({"library": library, **r})
-                step_rows.append([library, str(devices), f"{r['ms']:.0f}", f"{8e3 / r['ms']:.2f}"])
-        print(f"\nkmri-train's step, 128x128 batch 8, {cores} cores\n")
+                step_rows.append([library, str(devices), f"{r['ms']:.0f}",
+                                  f"{STEP_BATCH * 1e3 / r['ms']:.2f}"])
+        print(f"\nkmri-train's step, {STEP_SIZE}x{STEP_SIZE} batch {STEP_BATCH}, {cores} cores\n")
         print(_table(["library", "devices", "ms per step", "samples/s"], step_rows))
 
     if args.json:

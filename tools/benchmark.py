@@ -51,7 +51,8 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (ROOT, block, cost_flops, ensure_bench_store,  # noqa: E402
-                          machine_info, memory_bytes, parse_config, spread, train_setup)
+                          machine_info, memory_bytes, parse_config, spread,
+                          synthetic_host_batch, train_setup)
 
 # Peak dense FLOP/s (TFLOP/s) by device kind substring and compute dtype; H200 = H100 compute.
 PEAK_TFLOPS = {
@@ -236,7 +237,6 @@ def scaling_worker(ny: int, nx: int, batch: int, dtype: str, devices: int, warmu
                    repeats: int, steps_per_repeat: int, cpu_malloc: str) -> dict:
     """Runs in a subprocess started with the device count set; prints one JSON line."""
     import jax
-    import numpy as np
 
     from kmri_jax.train import runtime, sharding
 
@@ -246,13 +246,7 @@ def scaling_worker(ny: int, nx: int, batch: int, dtype: str, devices: int, warmu
         return {"devices": devices, "error": f"only {jax.device_count()} devices"}
     state, _, fn, mesh = train_setup(ny, nx, batch, dtype, devices=devices)
     state = sharding.replicate(state, mesh)
-    r = np.random.default_rng(0)
-    host = dict(image=r.random((batch, ny, nx), dtype=np.float32),
-                valid_shape=np.tile([ny, nx], (batch, 1)).astype(np.int32),
-                tr=np.full(batch, 2.5, np.float32), te=np.full(batch, 0.03, np.float32),
-                volume=np.arange(batch, dtype=np.int32), slice=np.arange(batch, dtype=np.int32),
-                combination=np.full(batch, -1, np.int32), weight=np.ones(batch, np.float32))
-    dev_batch = sharding.shard_batch(host, mesh)
+    dev_batch = sharding.shard_batch(synthetic_host_batch(ny, nx, batch), mesh)
     t0 = time.perf_counter()
     compiled = jax.jit(fn, donate_argnums=0).lower(state, dev_batch).compile()
     compile_s = time.perf_counter() - t0
