@@ -9,10 +9,9 @@ Two questions the CPU step's profile left open (issue 14, docs/profile.md):
 - **which library convolves**: YNNPACK's fusions (XLA's default) against Eigen's convolutions
   (:data:`LIBRARIES`: ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=...``), forward,
   input gradient and weight gradient of 3x3 convolutions at batch 8, on one core and on one
-  device with every core; with
-  ``--step``, kmri-train's train step (128 x 128 batch 8, or the ``--step`` configurations) on
-  one device and on kmri-train's CPU device count (one per core, as many as divide the batch),
-  for each library.
+  device with every core; with ``--step``, kmri-train's train step (128 x 128 batch 8, or the
+  given configurations) on one device and on kmri-train's CPU device count (one per core, as
+  many as divide the batch), for each library.
 
 Each variant runs in its own worker process, since XLA reads its flags once, when its backend
 starts; one-core workers pin themselves (``sched_setaffinity``) before JAX starts; every
@@ -22,7 +21,7 @@ warm-up call, in ms.
 
     python tools/bench_xla_cpu.py            # products and convolutions
     python tools/bench_xla_cpu.py --step     # and the train step
-    python tools/bench_xla_cpu.py --step 256x256:8 424x424:1 --no-kernels   # the step alone
+    python tools/bench_xla_cpu.py --step 256x256:8 424x736:1 --no-kernels   # the step alone
 """
 
 from __future__ import annotations
