@@ -85,15 +85,21 @@ def rate_summary(seconds: list[float], batch: int) -> dict:
 def machine_info() -> dict:
     import importlib.metadata as md
 
-    cpu, flags = "unknown", []
+    # The first processor's fields. A VM may show only "AMD EPYC" as the model name: its family
+    # and model (lscpu's "CPU family" and "Model") still tell the generation apart.
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line.split(":", 1)[1].split()
+            name, _, value = line.partition(":")
+            if not name.strip():
+                break
+            fields.setdefault(name.strip(), value.strip())
     except OSError:
-        cpu = platform.processor() or "unknown"
+        pass
+    cpu = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        cpu += f", family {fields['cpu family']} model {fields['model']}"
+    flags = fields.get("flags", "").split()
     vector = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     versions = {}
     for pkg in ("jax", "jaxlib", "flax", "optax", "grain", "numpy", "torch"):
