@@ -20,7 +20,7 @@ import pytest
 
 from kmri_jax.config import ConfigValueError
 from kmri_jax.train.runtime import (configure_cpu_allocator, configure_cpu_devices, cpu_device_count,
-                                    warn_cpu_bfloat16)
+                                    fewer_devices_than_cores, warn_cpu_bfloat16)
 
 from tiny_run import clean_env, run_loop
 
@@ -42,7 +42,7 @@ def test_count_is_the_largest_count_dividing_every_batch_within_the_cores(batche
 
 
 _CONFIGURE = """
-    import json, os, sys
+    import json, logging, os, sys
     import jax
     from kmri_jax.train import runtime
     case = sys.argv[1]
@@ -50,11 +50,20 @@ _CONFIGURE = """
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
     if case == "after_start":
         jax.devices()
+    notes = []
+    handler = logging.Handler()
+    handler.emit = lambda record: notes.append(record.getMessage())
+    logging.getLogger("kmri_jax.train.runtime").addHandler(handler)
+    logging.getLogger("kmri_jax.train.runtime").setLevel(logging.INFO)
     requested = {"explicit": 3, "flags": 3, "after_start": 3}.get(case, 0)
-    got = runtime.configure_cpu_devices(requested, batch_sizes=(6, 12),
+    batch_sizes = (7, 14) if case == "odd_batch" else (6, 12)
+    got = runtime.configure_cpu_devices(requested, batch_sizes=batch_sizes,
                                          multi_process=case == "multi_process")
     devices = None if case == "gpu" else jax.device_count()  # No GPU here to start.
-    print(json.dumps({"returned": got, "devices": devices}))
+    out = {"returned": got, "devices": devices}
+    if case == "odd_batch":
+        out["notes"] = notes
+    print(json.dumps(out))
 """
 
 
@@ -78,6 +87,27 @@ def test_automatic_count_follows_the_cores_and_skips_multi_process():
     expected = cpu_device_count(batch_sizes=(6, 12), cpus=cores)
     out = _python(_CONFIGURE, "auto")
     assert out == {"returned": expected if expected > 1 else None, "devices": expected}
+
+
+@pytest.mark.parametrize("batches", [(8,), (8, 32), (6, 9), (7,), (1,), (12, 18)])
+def test_a_count_below_the_cores_is_noted_with_the_batch_sizes_that_avoid_it(batches):
+    for cpus in range(1, 18):
+        count = cpu_device_count(batch_sizes=batches, cpus=cpus)
+        note = fewer_devices_than_cores(count, cpus=cpus, batch_sizes=batches)
+        assert (note is None) == (count == cpus), (batches, cpus, note)
+        if note:
+            assert note.startswith(f"{count} XLA CPU device") and f"for {cpus} cores" in note
+            assert f"({', '.join(map(str, batches))})" in note and f"multiples of {cpus}" in note
+            # The batch sizes it proposes give one device per core.
+            assert cpu_device_count(batch_sizes=[b * cpus for b in batches], cpus=cpus) == cpus
+
+
+def test_automatic_count_logs_the_note_when_cores_share_a_device():
+    cores = len(os.sched_getaffinity(0))
+    out = _python(_CONFIGURE, "odd_batch")  # batch sizes 7 and 14: one device
+    assert out["devices"] == 1 and out["returned"] is None
+    expected = fewer_devices_than_cores(1, cpus=cores, batch_sizes=(7, 14))
+    assert out["notes"] == ([expected] if expected else [])
 
 
 def test_negative_count_is_a_clear_error():
