@@ -233,7 +233,9 @@ def main() -> None:
         print(json.dumps({**out, "malloc_kept": kept}))
         return
 
-    cores = len(os.sched_getaffinity(0))
+    from kmri_jax.train import runtime
+
+    cores = runtime.usable_cpus()  # the count kmri-train splits the CPU by
     m = machine_info()
     print(f"Machine: {m['cpu']} ({' '.join(m['cpu_vector_flags'])}), {cores} cores; "
           f"jax {m['versions']['jax']}, jaxlib {m['versions']['jaxlib']}")
