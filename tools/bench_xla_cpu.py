@@ -120,7 +120,7 @@ def _step(repeats: int, config: str) -> dict[str, Any]:
     """kmri-train's train step at ``config`` (``HxW:B``) on this process's devices."""
     import jax
 
-    from bench_common import parse_config, synthetic_host_batch, train_setup
+    from bench_common import synthetic_host_batch, train_setup
     from kmri_jax.train import sharding
 
     ny, nx, b = parse_config(config)
